@@ -1,0 +1,1 @@
+"""The three services: chat, registry and dispatcher."""

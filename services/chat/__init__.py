@@ -1,0 +1,1 @@
+"""Websocket chat for web clients; every accepted room event goes onto NATS."""

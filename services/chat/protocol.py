@@ -1,0 +1,169 @@
+"""The websocket protocol of SPEC §4: client frames in, server frames out, no I/O.
+
+`parse_request` turns one text frame into a typed request or raises `ChatError` with the code the
+client is told. Names are trimmed and checked here, once, at the edge.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "ChatError",
+    "ChatRequest",
+    "EnterRequest",
+    "ExitRequest",
+    "KickRequest",
+    "Limits",
+    "Request",
+    "RingRequest",
+    "encode",
+    "error_frame",
+    "parse_request",
+]
+
+
+class ChatError(Exception):
+    """A request refused: `code` is one of SPEC §4's error codes."""
+
+    def __init__(self, code: str, message: str, request_id: Any = None, fatal: bool = False) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+        self.fatal = fatal
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    user_max: int = 20
+    room_max: int = 100
+    text_max: int = 400
+
+
+@dataclass(frozen=True, slots=True)
+class EnterRequest:
+    id: Any
+    room: str
+    user: str
+    profile: str
+    token: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    id: Any
+    room: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class RingRequest:
+    id: Any
+    room: str
+    to: str
+
+
+@dataclass(frozen=True, slots=True)
+class KickRequest:
+    id: Any
+    room: str
+    to: str
+    type: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExitRequest:
+    id: Any
+    room: str
+
+
+Request = EnterRequest | ChatRequest | RingRequest | KickRequest | ExitRequest
+
+
+def _has_control(text: str) -> bool:
+    return any(unicodedata.category(c) in ("Cc", "Cs") for c in text)
+
+
+class _Fields:
+    def __init__(self, frame: dict[str, Any], request_id: Any) -> None:
+        self.frame = frame
+        self.id = request_id
+
+    def text(self, key: str, *, required: bool = True) -> str | None:
+        value = self.frame.get(key)
+        if value is None:
+            if required:
+                raise ChatError("bad_request", f"missing field {key!r}", self.id)
+            return None
+        if not isinstance(value, str):
+            raise ChatError("bad_request", f"field {key!r} must be a string", self.id)
+        return value
+
+    def name(self, key: str, max_len: int) -> str:
+        value = (self.text(key) or "").strip()
+        if not value:
+            raise ChatError("bad_request", f"{key} name must not be empty", self.id)
+        if _has_control(value):
+            raise ChatError("bad_request", f"{key} name must not contain control characters", self.id)
+        if len(value) > max_len:
+            raise ChatError("too_long", f"{key} name is longer than {max_len} characters", self.id)
+        return value
+
+    def body(self, key: str, max_len: int, *, required: bool = True) -> str:
+        value = self.text(key, required=required) or ""
+        if len(value) > max_len:
+            raise ChatError("too_long", f"{key} is longer than {max_len} characters", self.id)
+        return value
+
+
+def parse_request(text: str, limits: Limits) -> Request:
+    try:
+        frame = json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        raise ChatError("bad_request", "frame is not valid JSON") from None
+    if not isinstance(frame, dict):
+        raise ChatError("bad_request", "frame must be a JSON object")
+    request_id = frame.get("id")
+    if not (request_id is None or isinstance(request_id, (str, int)) and not isinstance(request_id, bool)):
+        raise ChatError("bad_request", "id must be a string or an integer")
+    f = _Fields(frame, request_id)
+    op = frame.get("op")
+    if op == "enter":
+        return EnterRequest(
+            request_id,
+            f.name("room", limits.room_max),
+            f.name("user", limits.user_max),
+            f.body("profile", limits.text_max, required=False),
+            f.text("token", required=False) or None,
+        )
+    if op == "chat":
+        return ChatRequest(request_id, f.name("room", limits.room_max), f.body("message", limits.text_max))
+    if op == "ring":
+        return RingRequest(request_id, f.name("room", limits.room_max), f.name("to", limits.user_max))
+    if op == "kick":
+        kick_type = f.text("type")
+        if kick_type not in ("remove", "disconnect", "ban"):
+            raise ChatError("bad_request", "kick type must be remove, disconnect or ban", request_id)
+        return KickRequest(
+            request_id, f.name("room", limits.room_max), f.name("to", limits.user_max), kick_type
+        )
+    if op == "exit":
+        return ExitRequest(request_id, f.name("room", limits.room_max))
+    if not isinstance(op, str):
+        raise ChatError("bad_request", "frame needs an op", request_id)
+    raise ChatError("bad_request", f"unknown op {op[:40]!r}", request_id)
+
+
+def encode(frame: dict[str, Any]) -> str:
+    return json.dumps(frame, separators=(",", ":"))
+
+
+def error_frame(error: ChatError) -> str:
+    frame: dict[str, Any] = {"op": "error", "code": error.code, "message": error.message}
+    if error.request_id is not None:
+        frame["id"] = error.request_id
+    return encode(frame)

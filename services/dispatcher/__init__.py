@@ -1,0 +1,1 @@
+"""Consumes room events from JetStream and POSTs them as XML to the registered callbacks."""

@@ -1,0 +1,1 @@
+"""The integrators' REST API: register and unregister callbacks (SPEC §3)."""

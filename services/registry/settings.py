@@ -1,0 +1,27 @@
+"""Registry settings (SPEC §3, §6)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from shared.settings import CommonSettings
+
+__all__ = ["RegistrySettings"]
+
+
+class RegistrySettings(CommonSettings):
+    registry_port: int = Field(8080, description="HTTP port")
+    registry_api_tokens: str = Field("", description="bearer tokens, comma-separated")
+    registry_allow_no_auth: bool = Field(False, description="serve without tokens (development only)")
+    event_callback_prefix: str = Field("", description="URL prefixes that may register, white-space separated; empty admits none")
+
+    def tokens(self) -> list[str]:
+        return [t.strip() for t in self.registry_api_tokens.split(",") if t.strip()]
+
+    def check(self) -> None:
+        """Refuse to start in a state that would serve the API to anyone."""
+        if not self.tokens() and not self.registry_allow_no_auth:
+            raise SystemExit(
+                "REGISTRY_API_TOKENS is empty: set at least one token "
+                "(or REGISTRY_ALLOW_NO_AUTH=true for development)"
+            )

@@ -1,0 +1,1 @@
+"""What the chat, registry and dispatcher services share: events, XML, subjects, settings."""

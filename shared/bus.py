@@ -1,0 +1,164 @@
+"""The NATS connection and the JetStream objects all services agree on (SPEC §5).
+
+`EVENTS_STREAM` holds every room event on `volano.events.<room-token>.<kind>`. It keeps an event
+while some registration's consumer still has to deliver it (interest retention), so an event
+nobody registered for costs nothing. `SUBSCRIPTIONS_BUCKET` is the KV bucket of registrations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import nats
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.api import (
+    KeyValueConfig,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import BadRequestError
+from nats.js.kv import KeyValue
+
+from shared.settings import CommonSettings
+from shared.subjects import EVENT_SUBJECTS, EVENTS_STREAM
+
+__all__ = ["SUBSCRIPTIONS_BUCKET", "Bus", "BusHolder", "connect"]
+
+SUBSCRIPTIONS_BUCKET = "volano_subscriptions"
+
+log = logging.getLogger(__name__)
+
+
+class Bus:
+    """One NATS connection with its JetStream context, the events stream and the KV bucket."""
+
+    def __init__(self, nc: Client, js: JetStreamContext, subscriptions: KeyValue) -> None:
+        self.nc = nc
+        self.js = js
+        self.subscriptions = subscriptions
+
+    @property
+    def connected(self) -> bool:
+        return bool(self.nc.is_connected)
+
+    async def close(self) -> None:
+        if not self.nc.is_closed:
+            await self.nc.drain()
+
+
+async def _on_error(exc: Exception) -> None:
+    log.warning("nats error: %s", exc)
+
+
+async def _on_disconnected() -> None:
+    log.warning("nats disconnected")
+
+
+async def _on_reconnected() -> None:
+    log.info("nats reconnected")
+
+
+async def connect(settings: CommonSettings, name: str) -> Bus:
+    """Connect (retrying until NATS answers) and make sure the stream and bucket exist."""
+    nc = await nats.connect(
+        servers=[s.strip() for s in settings.nats_url.split(",") if s.strip()],
+        name=name,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        allow_reconnect=True,
+        error_cb=_on_error,
+        disconnected_cb=_on_disconnected,
+        reconnected_cb=_on_reconnected,
+    )
+    js = nc.jetstream(timeout=5)
+    await _ensure_stream(js, settings)
+    subscriptions = await _ensure_bucket(js, settings)
+    return Bus(nc, js, subscriptions)
+
+
+async def _ensure_stream(js: JetStreamContext, settings: CommonSettings) -> None:
+    config = StreamConfig(
+        name=EVENTS_STREAM,
+        subjects=[EVENT_SUBJECTS],
+        retention=RetentionPolicy.INTEREST,
+        storage=StorageType.FILE,
+        num_replicas=settings.nats_replicas,
+        max_age=settings.events_max_age_s,
+        duplicate_window=120,
+    )
+    for attempt in range(30):
+        try:
+            await js.add_stream(config)
+            return
+        except BadRequestError:
+            await js.update_stream(config)
+            return
+        except Exception as exc:  # JetStream may still be electing a leader
+            if attempt == 29:
+                raise
+            log.info("waiting for JetStream: %s", exc)
+            await asyncio.sleep(1)
+
+
+async def _ensure_bucket(js: JetStreamContext, settings: CommonSettings) -> KeyValue:
+    config = KeyValueConfig(
+        bucket=SUBSCRIPTIONS_BUCKET,
+        history=1,
+        storage=StorageType.FILE,
+        replicas=settings.nats_replicas,
+    )
+    for attempt in range(30):
+        try:
+            return await js.create_key_value(config)
+        except Exception as exc:
+            if attempt == 29:
+                raise
+            log.info("waiting for JetStream KV: %s", exc)
+            await asyncio.sleep(1)
+    raise AssertionError("unreachable")
+
+
+class BusHolder:
+    """A service's bus, connected in the background so the process answers `/healthz` at once
+    and `/readyz` only when NATS (and the stream and bucket) are there."""
+
+    def __init__(self, settings: CommonSettings, name: str) -> None:
+        self._settings = settings
+        self._name = name
+        self._bus: Bus | None = None
+        self._ready = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._connect(), name=f"{self._name}-nats-connect")
+
+    async def _connect(self) -> None:
+        while True:
+            try:
+                self._bus = await connect(self._settings, self._name)
+                self._ready.set()
+                return
+            except Exception as exc:
+                log.warning("cannot set up NATS yet: %s", exc)
+                await asyncio.sleep(1)
+
+    async def wait(self) -> Bus:
+        await self._ready.wait()
+        assert self._bus is not None
+        return self._bus
+
+    @property
+    def bus(self) -> Bus | None:
+        return self._bus
+
+    def ready(self) -> bool:
+        return self._bus is not None and self._bus.connected
+
+    async def close(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+        if self._bus is not None:
+            await self._bus.close()

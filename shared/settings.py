@@ -1,0 +1,23 @@
+"""Settings read from the environment (SPEC §6): environment first, then a sane default."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["CommonSettings"]
+
+
+class CommonSettings(BaseSettings):
+    """What every service reads. Each service's settings class extends this one."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    nats_url: str = Field("nats://127.0.0.1:4222", description="NATS server(s), comma-separated")
+    nats_replicas: int = Field(1, ge=1, le=5, description="JetStream replicas of stream and KV")
+    events_max_age_s: float = Field(
+        7 * 24 * 3600, gt=0, description="how long an undelivered event is kept in the stream"
+    )
+    bind_host: str = Field("0.0.0.0", description="address the HTTP server listens on")
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
+    shutdown_grace_s: float = Field(10.0, ge=0, description="time given to in-flight work on SIGTERM")
