@@ -20,4 +20,6 @@ class CommonSettings(BaseSettings):
     )
     bind_host: str = Field("0.0.0.0", description="address the HTTP server listens on")
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
-    shutdown_grace_s: float = Field(10.0, ge=0, description="time given to in-flight work on SIGTERM")
+    shutdown_grace_s: float = Field(
+        10.0, ge=0, description="time given to in-flight work on SIGTERM"
+    )

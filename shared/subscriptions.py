@@ -14,6 +14,7 @@ replicas at once, meets in one atomic `KV.create`: one wins with 201, the rest a
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import secrets
@@ -70,7 +71,6 @@ def subscription_id(room: str, url: str) -> str:
 def new_secret() -> str:
     """A Standard Webhooks secret: `whsec_` and the base64 of 32 random bytes."""
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
-
 
 
 def consumer_config(subscription_id: str, room: str, replicas: int) -> ConsumerConfig:
@@ -134,8 +134,6 @@ async def delete_subscription(bus: Bus, sub_id: str) -> bool:
     existed = await get_subscription(bus, sub_id) is not None
     if existed:
         await bus.subscriptions.delete(sub_id)
-    try:
+    with contextlib.suppress(NotFoundError):
         await bus.js.delete_consumer(EVENTS_STREAM, sub_id)
-    except NotFoundError:
-        pass
     return existed

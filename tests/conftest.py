@@ -61,9 +61,18 @@ class NatsServer:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [nats_server_binary(), "-js", "-a", "127.0.0.1", "-p", str(self.port),
-             "-sd", str(self.store)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                nats_server_binary(),
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-sd",
+                str(self.store),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         wait_for_port(self.port)
 
@@ -100,7 +109,10 @@ class Service:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", f"services.{self.name}"],
-            cwd=ROOT, env={**os.environ, **self.env}, stdout=log, stderr=log,
+            cwd=ROOT,
+            env={**os.environ, **self.env},
+            stdout=log,
+            stderr=log,
         )
         self.wait_ready(ready)
 
@@ -147,8 +159,11 @@ class System:
 
     def service(self, name: str, **env: str) -> Service:
         port = free_port()
-        port_var = {"chat": "CHAT_PORT", "registry": "REGISTRY_PORT",
-                    "dispatcher": "DISPATCHER_PORT"}[name]
+        port_var = {
+            "chat": "CHAT_PORT",
+            "registry": "REGISTRY_PORT",
+            "dispatcher": "DISPATCHER_PORT",
+        }[name]
         base = {
             "NATS_URL": self.nats.url,
             port_var: str(port),
@@ -162,7 +177,6 @@ class System:
         svc = Service(name, {**base, **env}, port, self.tmp / f"{name}-{port}.log")
         self.services.append(svc)
         return svc
-
 
     def start_all(self, callback_prefix: str, **env: str) -> tuple[Service, Service, Service]:
         """Registry (admitting `callback_prefix`), dispatcher and chat, each a process."""

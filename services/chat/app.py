@@ -65,7 +65,9 @@ def create_app(settings: ChatSettings | None = None) -> FastAPI:
     return app
 
 
-async def _read_loop(ws: WebSocket, conn: Connection, server: ChatServer, settings: ChatSettings) -> None:
+async def _read_loop(
+    ws: WebSocket, conn: Connection, server: ChatServer, settings: ChatSettings
+) -> None:
     overflow = asyncio.create_task(conn.overflowed.wait())
     try:
         while True:

@@ -29,7 +29,9 @@ __all__ = [
 class ChatError(Exception):
     """A request refused: `code` is one of SPEC §4's error codes."""
 
-    def __init__(self, code: str, message: str, request_id: Any = None, fatal: bool = False) -> None:
+    def __init__(
+        self, code: str, message: str, request_id: Any = None, fatal: bool = False
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
@@ -108,7 +110,9 @@ class _Fields:
         if not value:
             raise ChatError("bad_request", f"{key} name must not be empty", self.id)
         if _has_control(value):
-            raise ChatError("bad_request", f"{key} name must not contain control characters", self.id)
+            raise ChatError(
+                "bad_request", f"{key} name must not contain control characters", self.id
+            )
         if len(value) > max_len:
             raise ChatError("too_long", f"{key} name is longer than {max_len} characters", self.id)
         return value
@@ -128,7 +132,10 @@ def parse_request(text: str, limits: Limits) -> Request:
     if not isinstance(frame, dict):
         raise ChatError("bad_request", "frame must be a JSON object")
     request_id = frame.get("id")
-    if not (request_id is None or isinstance(request_id, (str, int)) and not isinstance(request_id, bool)):
+    if not (
+        request_id is None
+        or (isinstance(request_id, (str, int)) and not isinstance(request_id, bool))
+    ):
         raise ChatError("bad_request", "id must be a string or an integer")
     f = _Fields(frame, request_id)
     op = frame.get("op")
@@ -141,13 +148,19 @@ def parse_request(text: str, limits: Limits) -> Request:
             f.text("token", required=False) or None,
         )
     if op == "chat":
-        return ChatRequest(request_id, f.name("room", limits.room_max), f.body("message", limits.text_max))
+        return ChatRequest(
+            request_id, f.name("room", limits.room_max), f.body("message", limits.text_max)
+        )
     if op == "ring":
-        return RingRequest(request_id, f.name("room", limits.room_max), f.name("to", limits.user_max))
+        return RingRequest(
+            request_id, f.name("room", limits.room_max), f.name("to", limits.user_max)
+        )
     if op == "kick":
         kick_type = f.text("type")
         if kick_type not in ("remove", "disconnect", "ban"):
-            raise ChatError("bad_request", "kick type must be remove, disconnect or ban", request_id)
+            raise ChatError(
+                "bad_request", "kick type must be remove, disconnect or ban", request_id
+            )
         return KickRequest(
             request_id, f.name("room", limits.room_max), f.name("to", limits.user_max), kick_type
         )

@@ -28,7 +28,9 @@ class Publisher:
         self._holder = holder
         self._timeout_s = timeout_s
 
-    async def publish(self, events: Sequence[Event], *, msg_ids: Sequence[str] | None = None) -> None:
+    async def publish(
+        self, events: Sequence[Event], *, msg_ids: Sequence[str] | None = None
+    ) -> None:
         """Raise `ChatError("unavailable")` if JetStream did not take them all."""
         bus = self._holder.bus
         if bus is None or not bus.connected:
@@ -44,7 +46,9 @@ class Publisher:
                 )
         except Exception as exc:
             log.warning("publish failed: %s", exc)
-            raise ChatError("unavailable", "the event bus did not take the event; try again") from exc
+            raise ChatError(
+                "unavailable", "the event bus did not take the event; try again"
+            ) from exc
 
     async def publish_until_stored(self, events: Sequence[Event], give_up_s: float) -> bool:
         """For events that happen whether or not NATS is up (a user's connection dropped):

@@ -65,7 +65,12 @@ class Rooms:
         return room, member
 
     def plan_enter(
-        self, conn: Hashable, room_name: str, user: str, profile: str, member_type: MemberType,
+        self,
+        conn: Hashable,
+        room_name: str,
+        user: str,
+        profile: str,
+        member_type: MemberType,
         host: str,
     ) -> list[Event]:
         room = self.rooms.get(room_name)

@@ -36,6 +36,7 @@ __all__ = ["ChatServer"]
 def _reply(body: dict[str, Any], request_id: Any) -> str:
     return encode(body if request_id is None else {**body, "id": request_id})
 
+
 log = logging.getLogger(__name__)
 
 REQUESTS = Counter("chat_requests_total", "Client requests by op and outcome", ["op", "outcome"])
@@ -119,10 +120,21 @@ class ChatServer:
                 {"user": m.user, "profile": m.profile, "type": m.type}
                 for m in room.members.values()
             ]
-            conn.push(_reply({"op": "entered", "room": event.room, "user": event.user,
-                              "members": members}, request_id))
-            frame = encode({"op": "enter", "room": event.room, "user": event.user,
-                            "profile": event.profile, "type": event.type})
+            conn.push(
+                _reply(
+                    {"op": "entered", "room": event.room, "user": event.user, "members": members},
+                    request_id,
+                )
+            )
+            frame = encode(
+                {
+                    "op": "enter",
+                    "room": event.room,
+                    "user": event.user,
+                    "profile": event.profile,
+                    "type": event.type,
+                }
+            )
             self._send_to_room(room, frame, skip=conn)
         elif isinstance(event, ChatEvent):
             body = {"op": "chat", "room": event.room, "user": event.user, "message": event.message}

@@ -18,10 +18,16 @@ class ChatSettings(CommonSettings):
     chat_room_max: int = Field(100, ge=1, description="longest room name")
     chat_text_max: int = Field(400, ge=1, description="longest message or profile")
     chat_frame_max: int = Field(4096, ge=256, description="largest websocket frame, bytes")
-    chat_rate_limit: float = Field(5.0, ge=0, description="requests a second per connection; 0: off")
+    chat_rate_limit: float = Field(
+        5.0, ge=0, description="requests a second per connection; 0: off"
+    )
     chat_rate_burst: int = Field(10, ge=1, description="burst of requests per connection")
-    chat_send_queue: int = Field(1000, ge=1, description="frames queued to a slow client before it is dropped")
-    chat_publish_timeout_s: float = Field(5.0, gt=0, description="wait for JetStream to take an event")
+    chat_send_queue: int = Field(
+        1000, ge=1, description="frames queued to a slow client before it is dropped"
+    )
+    chat_publish_timeout_s: float = Field(
+        5.0, gt=0, description="wait for JetStream to take an event"
+    )
 
     def permanent_rooms(self) -> list[str]:
         return [r.strip() for r in self.chat_rooms.split(",") if r.strip()]

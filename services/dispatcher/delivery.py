@@ -25,7 +25,7 @@ def classify(status: int | None) -> Outcome:
 
 
 def backoff_delay(attempt: int, initial_s: float, max_s: float) -> float:
-    """Exponential: initial, 2×initial, 4×initial, ... capped at max_s (attempt counts from 0)."""
+    """Exponential: initial, 2xinitial, 4xinitial, ... capped at max_s (attempt counts from 0)."""
     return float(min(max_s, initial_s * 2 ** min(attempt, 32)))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 
 import httpx
@@ -52,14 +53,14 @@ class Supervisor:
                 else:
                     self._start(Subscription.from_json(entry.value))
         finally:
-            await watcher.stop()
+            await watcher.stop()  # type: ignore[no-untyped-call]
 
     def _start(self, subscription: Subscription) -> None:
         if subscription.id in self.workers and not self.workers[subscription.id].done():
             return
         worker = SubscriptionWorker(subscription, self.bus, self.client, self.settings)
         task = asyncio.create_task(worker.run(), name=f"deliver-{subscription.id}")
-        task.add_done_callback(lambda t, sid=subscription.id: self._finished(sid, t))
+        task.add_done_callback(functools.partial(self._finished, subscription.id))
         self.workers[subscription.id] = task
         WORKERS.set(len(self.workers))
 

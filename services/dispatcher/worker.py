@@ -42,7 +42,8 @@ DELIVERIES = Counter("dispatcher_deliveries_total", "POST attempts by outcome", 
 RETRIES = Counter("dispatcher_retries_total", "Retries of unreachable callbacks")
 ENDED = Counter("dispatcher_registrations_ended_total", "Registrations ended", ["reason"])
 LATENCY = Histogram(
-    "dispatcher_delivery_seconds", "From event stored in JetStream to callback answered 200",
+    "dispatcher_delivery_seconds",
+    "From event stored in JetStream to callback answered 200",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
 
@@ -57,7 +58,10 @@ class Attempt:
 
 class SubscriptionWorker:
     def __init__(
-        self, subscription: Subscription, bus: Bus, client: httpx.AsyncClient,
+        self,
+        subscription: Subscription,
+        bus: Bus,
+        client: httpx.AsyncClient,
         settings: DispatcherSettings,
     ) -> None:
         self.subscription = subscription
@@ -110,7 +114,9 @@ class SubscriptionWorker:
             now = time.monotonic()
             first_failure = first_failure or now
             delay = backoff_delay(
-                attempt, self.settings.dispatch_backoff_initial_s, self.settings.dispatch_backoff_max_s
+                attempt,
+                self.settings.dispatch_backoff_initial_s,
+                self.settings.dispatch_backoff_max_s,
             )
             if now + delay - first_failure > self.settings.dispatch_retry_window_s:
                 log.info("callback unreachable (%s); ending %s", result.error, self.subscription.id)

@@ -27,7 +27,9 @@ from shared.subscriptions import (
 
 __all__ = ["create_app"]
 
-REGISTRATIONS = Counter("registry_registrations_total", "Registration attempts by outcome", ["outcome"])
+REGISTRATIONS = Counter(
+    "registry_registrations_total", "Registration attempts by outcome", ["outcome"]
+)
 CURRENT = Gauge("registry_subscriptions", "Subscriptions listed by the last full listing")
 
 
@@ -36,8 +38,11 @@ _bearer = HTTPBearer(auto_error=False, description="one of REGISTRY_API_TOKENS")
 
 def _out(sub: Subscription, with_secret: bool) -> SubscriptionOut:
     return SubscriptionOut(
-        id=sub.id, room=sub.room, url=sub.url,
-        secret=sub.secret if with_secret else None, created_at=sub.created_at,
+        id=sub.id,
+        room=sub.room,
+        url=sub.url,
+        secret=sub.secret if with_secret else None,
+        created_at=sub.created_at,
     )
 
 
@@ -51,8 +56,9 @@ def authorise(
         return
     given = credentials.credentials.encode() if credentials else b""
     if not any(hmac.compare_digest(given, t) for t in tokens):
-        raise HTTPException(401, "missing or wrong bearer token",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
+        )
 
 
 def current_bus(request: Request) -> Bus:
@@ -97,9 +103,16 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         if not admitted:
             raise HTTPException(403, "unauthorized URL")
 
-    @app.post("/v1/subscriptions", status_code=201, response_model=SubscriptionOut,
-              dependencies=[Auth], responses={200: {"model": SubscriptionOut}})
-    async def register(body: SubscriptionCreate, response: Response, nats: BusDep) -> SubscriptionOut:
+    @app.post(
+        "/v1/subscriptions",
+        status_code=201,
+        response_model=SubscriptionOut,
+        dependencies=[Auth],
+        responses={200: {"model": SubscriptionOut}},
+    )
+    async def register(
+        body: SubscriptionCreate, response: Response, nats: BusDep
+    ) -> SubscriptionOut:
         check_url(body.url)
         sub, created = await create_subscription(nats, body.room, body.url, settings.nats_replicas)
         REGISTRATIONS.labels("created" if created else "existing").inc()
@@ -118,16 +131,21 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         items = [_out(s, False) for s in subs if room is None or s.room == room]
         return SubscriptionList(items=items, next=None)
 
-    @app.get("/v1/subscriptions/{sub_id}", response_model=SubscriptionOut, dependencies=[Auth],
-             responses={404: {}})
+    @app.get(
+        "/v1/subscriptions/{sub_id}",
+        response_model=SubscriptionOut,
+        dependencies=[Auth],
+        responses={404: {}},
+    )
     async def get(sub_id: str, nats: BusDep) -> SubscriptionOut:
         sub = await get_subscription(nats, sub_id) if _valid_id(sub_id) else None
         if sub is None:
             raise HTTPException(404, "no such subscription")
         return _out(sub, False)
 
-    @app.delete("/v1/subscriptions/{sub_id}", status_code=204, dependencies=[Auth],
-                responses={404: {}})
+    @app.delete(
+        "/v1/subscriptions/{sub_id}", status_code=204, dependencies=[Auth], responses={404: {}}
+    )
     async def delete(sub_id: str, nats: BusDep) -> Response:
         if not _valid_id(sub_id) or not await delete_subscription(nats, sub_id):
             raise HTTPException(404, "no such subscription")

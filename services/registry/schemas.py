@@ -8,9 +8,12 @@ __all__ = ["SubscriptionCreate", "SubscriptionList", "SubscriptionOut"]
 
 
 class SubscriptionCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={
-        "examples": [{"room": "Lobby", "url": "https://hooks.example.com/volano"}]
-    })
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"room": "Lobby", "url": "https://hooks.example.com/volano"}]
+        },
+    )
 
     room: str = Field(min_length=1, max_length=100, description="room name, 1-100 characters")
     url: str = Field(min_length=1, max_length=2048, description="absolute http(s) callback URL")
@@ -21,7 +24,8 @@ class SubscriptionOut(BaseModel):
     room: str
     url: str
     secret: str | None = Field(
-        None, description="signing secret (whsec_...), returned only when the subscription is created"
+        None,
+        description="signing secret (whsec_...), returned only when the subscription is created",
     )
     created_at: str = Field(description="RFC 3339, UTC")
 

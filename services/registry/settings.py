@@ -12,8 +12,12 @@ __all__ = ["RegistrySettings"]
 class RegistrySettings(CommonSettings):
     registry_port: int = Field(8080, description="HTTP port")
     registry_api_tokens: str = Field("", description="bearer tokens, comma-separated")
-    registry_allow_no_auth: bool = Field(False, description="serve without tokens (development only)")
-    event_callback_prefix: str = Field("", description="URL prefixes that may register, white-space separated; empty admits none")
+    registry_allow_no_auth: bool = Field(
+        False, description="serve without tokens (development only)"
+    )
+    event_callback_prefix: str = Field(
+        "", description="URL prefixes that may register, white-space separated; empty admits none"
+    )
 
     def tokens(self) -> list[str]:
         return [t.strip() for t in self.registry_api_tokens.split(",") if t.strip()]

@@ -6,6 +6,7 @@ server; the clients are real websocket clients.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import xml.etree.ElementTree as ET
@@ -24,9 +25,9 @@ pytestmark = pytest.mark.e2e
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 
 
-async def recv_op(ws: Any, op: str, timeout: float = 10.0) -> dict[str, Any]:
+async def recv_op(ws: Any, op: str, within_s: float = 10.0) -> dict[str, Any]:
     """The next frame with this op (other frames, such as another's enter, are skipped)."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within_s
     while True:
         frame = json.loads(await ws.recv())
         if frame.get("op") == op:
@@ -38,8 +39,9 @@ async def recv_op(ws: Any, op: str, timeout: float = 10.0) -> dict[str, Any]:
 
 
 def register(base_url: str, room: str, url: str) -> dict[str, Any]:
-    response = httpx.post(f"{base_url}/v1/subscriptions", json={"room": room, "url": url},
-                          headers=AUTH)
+    response = httpx.post(
+        f"{base_url}/v1/subscriptions", json={"room": room, "url": url}, headers=AUTH
+    )
     assert response.status_code == 201, response.text
     return dict(response.json())
 
@@ -54,8 +56,17 @@ async def test_chat_event_reaches_callback_as_xml(system: System, receiver_facto
     message = "5 < 6 & \"quoted\" 'apos' \x07 bell"
     ws_url = f"ws://127.0.0.1:{chat.port}/ws"
     async with websockets.connect(ws_url) as alice, websockets.connect(ws_url) as bob:
-        await alice.send(json.dumps({"op": "enter", "room": room, "user": "alice",
-                                     "profile": "<b>Alice</b> & co", "id": 1}))
+        await alice.send(
+            json.dumps(
+                {
+                    "op": "enter",
+                    "room": room,
+                    "user": "alice",
+                    "profile": "<b>Alice</b> & co",
+                    "id": 1,
+                }
+            )
+        )
         entered = await recv_op(alice, "entered")
         assert entered["id"] == 1
         assert [m["user"] for m in entered["members"]] == ["alice"]
@@ -112,11 +123,12 @@ async def test_callback_answering_500_is_removed(system: System, receiver_factor
         assert len(failing.wait_for(1)) == 1  # the create
 
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            gone = httpx.get(f"{registry.base_url}/v1/subscriptions/{doomed['id']}", headers=AUTH)
-            if gone.status_code == 404:
-                break
-            time.sleep(0.1)
+        async with httpx.AsyncClient(headers=AUTH) as client:
+            while time.monotonic() < deadline:
+                gone = await client.get(f"{registry.base_url}/v1/subscriptions/{doomed['id']}")
+                if gone.status_code == 404:
+                    break
+                await asyncio.sleep(0.1)
         assert gone.status_code == 404
 
         for n in range(3):
