@@ -1,7 +1,8 @@
 """`make run`: nats-server with JetStream and the three services, until Ctrl-C (SPEC §6).
 
 Every setting comes from the environment; what is unset gets a development default here
-(a generated registry token, callbacks admitted on 127.0.0.1 and localhost).
+(a generated registry token; callbacks admitted on port 9000 of 127.0.0.1 and localhost,
+where the README demo's receiver listens).
 """
 
 from __future__ import annotations
@@ -30,7 +31,12 @@ def wait_for_port(port: int, timeout: float = 30.0) -> bool:
     return False
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, _interrupt)
     env = dict(os.environ)
     env.setdefault("NATS_PORT", "4222")
     env.setdefault("NATS_URL", f"nats://127.0.0.1:{env['NATS_PORT']}")
@@ -38,7 +44,7 @@ def main() -> int:
     env.setdefault("REGISTRY_PORT", "8080")
     env.setdefault("DISPATCHER_PORT", "8090")
     env.setdefault("REGISTRY_API_TOKENS", "dev-" + secrets.token_urlsafe(18))
-    env.setdefault("EVENT_CALLBACK_PREFIX", "http://127.0.0.1 http://localhost https://127.0.0.1")
+    env.setdefault("EVENT_CALLBACK_PREFIX", "http://127.0.0.1:9000/ http://localhost:9000/")
     VAR.mkdir(exist_ok=True)
     nats_bin = Path(sys.executable).parent / "nats-server"
     nats_cmd = [
