@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["CommonSettings"]
+__all__ = ["PLACEHOLDER_PREFIX", "CommonSettings", "is_placeholder"]
 
 
 class CommonSettings(BaseSettings):
@@ -23,3 +23,11 @@ class CommonSettings(BaseSettings):
     shutdown_grace_s: float = Field(
         10.0, ge=0, description="time given to in-flight work on SIGTERM"
     )
+
+
+PLACEHOLDER_PREFIX = "change-me"
+
+
+def is_placeholder(secret: str) -> bool:
+    """True for the placeholder values shipped in deploy/k8s, which no service may start with."""
+    return secret.strip().lower().startswith(PLACEHOLDER_PREFIX)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from shared.settings import CommonSettings
+from shared.settings import CommonSettings, is_placeholder
 
 __all__ = ["RegistrySettings"]
 
@@ -29,3 +29,5 @@ class RegistrySettings(CommonSettings):
                 "REGISTRY_API_TOKENS is empty: set at least one token "
                 "(or REGISTRY_ALLOW_NO_AUTH=true for development)"
             )
+        if any(is_placeholder(t) for t in self.tokens()):
+            raise SystemExit("REGISTRY_API_TOKENS holds a placeholder value: set real tokens")
