@@ -221,6 +221,24 @@ def test_every_setting_is_provided_and_secrets_come_from_the_secret(
             assert value.startswith("secret:"), f"{name} is inlined in clear text"
 
 
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_settings_parse_as_the_service_reads_them(
+    overlay: tuple[str, list[Obj]], service: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ConfigMap's values are what the service's settings class accepts (types, ranges),
+    and the port it listens on is the container's port the probes and Service use."""
+    _, objects = overlay
+    c = container(find(objects, "Deployment", service))
+    for name, value in environment(objects, c).items():
+        monkeypatch.setenv(name, "a-real-secret" if value.startswith("secret:") else value)
+    settings = SERVICES[service]()
+    assert getattr(settings, f"{service}_port") == c["ports"][0]["containerPort"]
+    assert settings.nats_url == "nats://nats:4222"
+    if isinstance(settings, RegistrySettings):
+        settings.check()  # starts with real tokens; no REGISTRY_ALLOW_NO_AUTH in the cluster
+        assert not settings.registry_allow_no_auth
+
+
 def committed_text(path: Path) -> str:
     """The file as git has it staged (what a commit would hold), else as it is on disk.
 
