@@ -24,8 +24,8 @@ from tests.deploy.kustomize import render
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 OVERLAYS = ("dev", "prod")
-# The current Kubernetes release, and the oldest one still supported upstream when this was
-# written: the manifests must be valid for both.
+# The current Kubernetes release (the newest schemas kubernetes-validate ships), and an older
+# one still common on managed clusters: the manifests must be valid for both.
 KUBERNETES_VERSIONS = ("1.37.0", "1.33.0")
 SERVICES: dict[str, type[CommonSettings]] = {
     "chat": ChatSettings,
