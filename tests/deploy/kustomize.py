@@ -15,7 +15,9 @@ Supported, exactly (anything else in a kustomization.yaml raises `Unsupported`):
   reference to them from a pod template is rewritten;
 - `patches` with `path` only: strategic merge patches that name their target by kind and
   metadata.name, several documents a file; lists merge by key where Kubernetes says so
-  (containers, env, volumes, volumeMounts and ports by their keys), other lists are replaced;
+  (containers, env, volumes and volumeMounts by their keys), other lists are replaced;
+- `patches` with `target` (`kind` and `name` only) and `patch` (inline) or `path`: JSON patches
+  (RFC 6902) with the operations add, replace and remove;
 - `images` (`name`, `newName`, `newTag`) and `replicas` (`name`, `count`).
 """
 
@@ -98,8 +100,11 @@ def _build(directory: Path) -> list[Obj]:
         for spec in k.get(key, []):
             _generate(directory, kind, spec, objects)
     for patch in k.get("patches", []):
+        if "target" in patch:
+            _json_patch(objects, patch, directory)
+            continue
         if set(patch) != {"path"}:
-            raise Unsupported(f"{path}: patches other than `path:` {patch}")
+            raise Unsupported(f"{path}: patches other than `path:` or `target:` {patch}")
         for doc in yaml.safe_load_all((directory / patch["path"]).read_text()):
             if doc:
                 target = _find(objects, doc["kind"], doc["metadata"]["name"])
@@ -139,6 +144,37 @@ def _find(objects: list[Obj], kind: str, name: str) -> Obj:
         if obj["kind"] == kind and _name(obj) == name:
             return obj
     raise LookupError(f"no {kind} {name} to patch")
+
+
+def _json_patch(objects: list[Obj], patch: Obj, directory: Path) -> None:
+    """A JSON patch (RFC 6902: add, replace, remove) on the one object `target` names."""
+    if set(patch) - {"target", "patch", "path"} or set(patch["target"]) != {"kind", "name"}:
+        raise Unsupported(f"patch options {patch}")
+    text = patch["patch"] if "patch" in patch else (directory / patch["path"]).read_text()
+    target = _find(objects, patch["target"]["kind"], patch["target"]["name"])
+    for op in yaml.safe_load(text):
+        if op["op"] not in ("add", "replace", "remove") or set(op) - {"op", "path", "value"}:
+            raise Unsupported(f"JSON patch operation {op}")
+        *parents, last = [
+            p.replace("~1", "/").replace("~0", "~") for p in op["path"].split("/")[1:]
+        ]
+        holder: Any = target
+        for part in parents:
+            holder = holder[int(part)] if isinstance(holder, list) else holder[part]
+        if isinstance(holder, list):
+            index = len(holder) if last == "-" else int(last)
+            if op["op"] == "add":
+                holder.insert(index, copy.deepcopy(op["value"]))
+            elif op["op"] == "replace":
+                holder[index] = copy.deepcopy(op["value"])
+            else:
+                del holder[index]
+        elif op["op"] == "remove":
+            del holder[last]
+        else:
+            if op["op"] == "replace" and last not in holder:
+                raise LookupError(f"replace of missing {op['path']}")
+            holder[last] = copy.deepcopy(op["value"])
 
 
 def _generate(directory: Path, kind: str, spec: Obj, objects: list[Obj]) -> None:

@@ -358,6 +358,48 @@ def test_services_ingress_and_disruption_budgets(overlay: tuple[str, list[Obj]])
     assert find(objects, "Ingress", "registry")
 
 
+INTERNAL_ROUTES = {"/healthz", "/readyz", "/metrics"}
+
+
+def ingress_admits(paths: list[Obj], route: str) -> bool:
+    """Whether one of an Ingress rule's paths sends `route` (a path template) to the backend."""
+    for p in paths:
+        if p["pathType"] == "Exact" and route == p["path"]:
+            return True
+        prefix = p["path"].rstrip("/")
+        if p["pathType"] == "Prefix" and (route == prefix or route.startswith(prefix + "/")):
+            return True
+    return False
+
+
+@pytest.mark.parametrize("service", ["chat", "registry"])
+def test_ingress_publishes_every_public_route_and_no_internal_one(
+    overlay: tuple[str, list[Obj]], service: str
+) -> None:
+    from services.chat.app import create_app as chat_app
+    from services.registry.app import create_app as registry_app
+
+    _, objects = overlay
+    (rule,) = find(objects, "Ingress", service)["spec"]["rules"]
+    paths = rule["http"]["paths"]
+    app = (
+        chat_app(ChatSettings())
+        if service == "chat"
+        else registry_app(RegistrySettings(registry_api_tokens="a-real-token"))
+    )
+    # The documented routes (the health router's included) and the app's own undocumented
+    # ones (the web page, the websocket, the documentation pages).
+    routes = set(app.openapi()["paths"]) | {
+        path for r in app.routes if isinstance(path := getattr(r, "path", None), str)
+    }
+    assert routes >= INTERNAL_ROUTES
+    for route in sorted(routes):
+        if route in INTERNAL_ROUTES:
+            assert not ingress_admits(paths, route), f"{route} is public through the Ingress"
+        else:
+            assert ingress_admits(paths, route), f"{route} of {service} is not in its Ingress"
+
+
 def test_trusted_proxies_are_cidrs(overlay: tuple[str, list[Obj]]) -> None:
     import ipaddress
 
