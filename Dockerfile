@@ -21,7 +21,6 @@ COPY shared ./shared
 COPY services ./services
 # BEGIN install
 RUN python -m venv /opt/venv
-RUN /opt/venv/bin/python -m pip install --upgrade pip
 RUN /opt/venv/bin/python -m pip install /src
 # END install
 
