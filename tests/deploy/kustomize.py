@@ -8,8 +8,8 @@ unnoticed.
 
 Supported, exactly (anything else in a kustomization.yaml raises `Unsupported`):
 - `resources`: YAML files (several documents each) and directories holding a kustomization;
-- `namespace` (every namespaced object), `labels` (`pairs` on metadata.labels only: no
-  `includeSelectors`, no `includeTemplates`);
+- `namespace` (every namespaced object), `labels` (`pairs` on metadata.labels, and with
+  `includeTemplates` on pod templates and volume claim templates; no `includeSelectors`);
 - `configMapGenerator` and `secretGenerator` with `envs`, `files` and `literals`, and
   `behavior` create, merge or replace; names get kustomize's content-hash suffix and every
   reference to them from a pod template is rewritten;
@@ -116,10 +116,15 @@ def _build(directory: Path) -> list[Obj]:
             if obj["kind"] not in CLUSTER_SCOPED:
                 obj["metadata"]["namespace"] = k["namespace"]
     for label in k.get("labels", []):
-        if set(label) != {"pairs"}:
-            raise Unsupported(f"{path}: labels options {sorted(set(label) - {'pairs'})}")
+        if set(label) - {"pairs", "includeTemplates"}:
+            raise Unsupported(f"{path}: labels options {sorted(set(label))}")
         for obj in objects:
             obj["metadata"].setdefault("labels", {}).update(label["pairs"])
+            if label.get("includeTemplates") and obj["kind"] in WORKLOADS:
+                template = obj["spec"]["template"].setdefault("metadata", {})
+                template.setdefault("labels", {}).update(label["pairs"])
+                for claim in obj["spec"].get("volumeClaimTemplates", []):
+                    claim["metadata"].setdefault("labels", {}).update(label["pairs"])
     for image in k.get("images", []):
         if set(image) - {"name", "newName", "newTag"}:
             raise Unsupported(f"{path}: images options {image}")

@@ -313,6 +313,8 @@ def test_every_workload_is_hardened_and_bounded(overlay: tuple[str, list[Obj]]) 
     """Whatever else an overlay adds (the dev demo receiver) follows the same rules."""
     _, objects = overlay
     for workload in workloads(objects):
+        labels = workload["spec"]["template"]["metadata"]["labels"]
+        assert labels["app.kubernetes.io/part-of"] == "volano-events", "pods are selectable"
         pod = workload["spec"]["template"]["spec"]
         assert pod["securityContext"]["runAsNonRoot"] is True
         for c in pod["containers"]:
