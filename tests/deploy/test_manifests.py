@@ -454,6 +454,22 @@ def test_nats_cluster(overlay: tuple[str, list[Obj]]) -> None:
     assert nats["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] >= 40
 
 
+def test_only_the_application_reaches_nats(overlay: tuple[str, list[Obj]]) -> None:
+    _, objects = overlay
+    policy = find(objects, "NetworkPolicy", "nats")
+    nats_labels = find(objects, "StatefulSet", "nats")["spec"]["template"]["metadata"]["labels"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= nats_labels.items()
+    client_rule = next(
+        r for r in policy["spec"]["ingress"] if {"port": 4222, "protocol": "TCP"} in r["ports"]
+    )
+    (peer,) = client_rule["from"]
+    assert set(peer) == {"podSelector"}, "same namespace only"
+    for name in (*SERVICES, "nats"):
+        kind = "StatefulSet" if name == "nats" else "Deployment"
+        labels = find(objects, kind, name)["spec"]["template"]["metadata"]["labels"]
+        assert peer["podSelector"]["matchLabels"].items() <= labels.items(), name
+
+
 def test_nats_config_is_accepted_by_nats_server(
     overlay: tuple[str, list[Obj]], tmp_path: Path
 ) -> None:
