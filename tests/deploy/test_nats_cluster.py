@@ -9,7 +9,7 @@ import asyncio
 import re
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -104,11 +104,11 @@ def wait_healthy(node: Node, path: str, timeout: float = 30.0) -> None:
         time.sleep(0.2)
 
 
-async def retry(what: str, action: object, within: float = 20.0) -> object:
+async def retry(what: str, action: Callable[[], Awaitable[object]], within: float = 20.0) -> object:
     deadline = time.monotonic() + within
     while True:
         try:
-            return await action()  # type: ignore[operator]
+            return await action()
         except Exception as exc:
             if time.monotonic() > deadline:
                 raise AssertionError(f"{what}: {exc!r}") from exc
