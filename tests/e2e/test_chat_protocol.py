@@ -4,7 +4,7 @@ for the module; each test uses rooms of its own."""
 
 from __future__ import annotations
 
-import time
+import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -154,7 +154,8 @@ async def test_member_tokens(env: Env) -> None:
         assert (await squatter.error("member_taken"))["id"] == name
     await squatter.send(op="enter", room=room, user="x", token="not.a.jwt")
     await squatter.error("not_allowed")
-    await squatter.send(op="enter", room=room, user="x", token=mint("x", "member", "another-key-of-32-bytes-or-more-000"))
+    forged = mint("x", "member", "another-key-of-32-bytes-or-more-000")
+    await squatter.send(op="enter", room=room, user="x", token=forged)
     await squatter.error("not_allowed")
     await squatter.send(op="enter", room=room, token=token("Late", ttl_s=-10))
     assert "expired" in (await squatter.error("not_allowed"))["message"]
@@ -420,7 +421,7 @@ async def test_no_such_room_and_flood_control(module_system: System) -> None:
     assert limited and all(f["code"] == "rate_limited" for f in limited)
     assert len(accepted) >= 8  # the burst (less the enters) gets through
     assert {f["id"] for f in limited} <= set(range(40))  # ids are echoed on refusals too
-    time.sleep(1.0)  # the bucket refills: the same connection is served again
+    await asyncio.sleep(1.0)  # the bucket refills: the same connection is served again
     await c.send(op="chat", room="Lobby", message="calm now")
     assert (await c.recv_op("chat"))["message"] == "calm now"
     await c.close()
