@@ -25,10 +25,14 @@ class Client:
         self.ws = ws
 
     @classmethod
-    async def connect(cls, port: int, forwarded_for: str | None = None) -> Client:
+    async def connect(
+        cls, port: int, forwarded_for: str | None = None, local_host: str | None = None
+    ) -> Client:
+        """`local_host` (any 127.x.y.z) is the address the chat sees as the peer's."""
         headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else None
+        extra: dict[str, Any] = {"local_addr": (local_host, 0)} if local_host else {}
         ws = await websockets.connect(
-            f"ws://127.0.0.1:{port}/ws", additional_headers=headers, max_size=None
+            f"ws://127.0.0.1:{port}/ws", additional_headers=headers, max_size=None, **extra
         )
         return cls(ws)
 
