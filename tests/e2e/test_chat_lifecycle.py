@@ -185,9 +185,10 @@ async def test_unavailable_when_nats_is_down_and_served_again_after(env: Env) ->
     finally:
         env.system.nats.start()
     deadline = time.monotonic() + 20
-    while httpx.get(env.chat.base_url + "/readyz").status_code != 200:
-        assert time.monotonic() < deadline, "chat never reconnected"
-        await asyncio.sleep(0.2)
+    async with httpx.AsyncClient() as http:  # not blocking: the chat pings this client
+        while (await http.get(env.chat.base_url + "/readyz")).status_code != 200:
+            assert time.monotonic() < deadline, "chat never reconnected"
+            await asyncio.sleep(0.2)
     await c.send(op="chat", room=room, message="back", id="y")
     assert (await c.recv_op("chat"))["id"] == "y"
     await c.close()
