@@ -102,9 +102,7 @@ async def _read_loop(
             text = message.get("text")
             if text is None:
                 server.refuse(conn, "bad_request", "frames must be JSON text, not binary")
-            elif (
-                len(text) > settings.chat_frame_max or len(text.encode()) > settings.chat_frame_max
-            ):
+            elif _too_large(text, settings.chat_frame_max):
                 server.refuse(
                     conn, "too_long", f"a frame may hold at most {settings.chat_frame_max} bytes"
                 )
@@ -114,3 +112,9 @@ async def _read_loop(
         return
     finally:
         overflow.cancel()
+
+
+def _too_large(text: str, cap: int) -> bool:
+    """More than `cap` bytes of UTF-8 (encoding only when the length alone cannot tell)."""
+    n = len(text)
+    return n > cap or (4 * n > cap and len(text.encode("utf-8", "surrogatepass")) > cap)
