@@ -92,24 +92,22 @@ def test_two_people_chat_and_a_monitor_kicks_one(
         "likes <b>tags</b> & tea"
     )
 
+    enter(mod, "Mona", room, token=mint("Mona", "monitor", SECRET))
+    expect(mod.locator("#members li")).to_have_count(3)
+
     evil = '<img src=x onerror="document.body.dataset.pwned=1"> & hello bob'
     say(ann, evil)
     expect(bob.locator("#log .line").last).to_contain_text(evil)  # shown as text, not markup
     assert bob.locator("#log img").count() == 0
-    say(bob, "hi ann! 👋")
-    expect(ann.locator("#log .line").last).to_contain_text("bob: hi ann! 👋")
+    say(bob, "hi ann! 👋 nice to see you")
+    expect(ann.locator("#log .line").last).to_contain_text("bob: hi ann! 👋 nice to see you")
 
     bob.click('#members li[data-user="ann"] button.ring')
     expect(ann.locator("#log .line.ring")).to_contain_text("bob rang your bell")
 
-    # a non-member cannot take a name a member is using, and is told so plainly
-    enter(mod, "Mona", room, token=mint("Mona", "monitor", SECRET))
-    expect(mod.locator("#members li")).to_have_count(3)
     assert ann.locator("button.kick-disconnect").count() == 0  # only staff see kick buttons
     say(mod, "Please keep it friendly.")
     expect(mod.locator('#members li[data-user="bob"] button.kick-disconnect')).to_be_visible()
-    screenshot = tmp_path / "web-client.png"
-    mod.screenshot(path=str(screenshot))
     mod.click('#members li[data-user="bob"] button.kick-disconnect')
 
     expect(bob.locator("#error")).to_contain_text("You were disconnected from")
@@ -117,6 +115,13 @@ def test_two_people_chat_and_a_monitor_kicks_one(
     expect(ann.locator("#log")).to_contain_text("bob was disconnected by Mona")
     expect(ann.locator("#members li")).to_have_count(2)
     assert bob.evaluate("document.body.dataset.pwned") is None
+    expect(mod.locator("#log")).to_contain_text("bob was disconnected by Mona")
+    say(ann, "thanks Mona")
+    expect(mod.locator("#log .line").last).to_contain_text("thanks Mona")
+    screenshot = tmp_path / "web-client.png"
+    mod.screenshot(path=str(screenshot))
+
+    # a non-member cannot take a name a member is using, and is told so plainly
 
     squatter = open_page(browser, chat.base_url + "/")
     enter(squatter, "mona", "Lobby")
