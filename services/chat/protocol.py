@@ -7,11 +7,10 @@ client is told. Names are trimmed and checked here, once, at the edge.
 from __future__ import annotations
 
 import json
-import unicodedata
+import re
 from dataclasses import dataclass
 from typing import Any
 
-from shared.codec import xml_safe
 from shared.events import KickType
 
 __all__ = [
@@ -89,9 +88,13 @@ class ExitRequest:
 Request = EnterRequest | ChatRequest | RingRequest | KickRequest | ExitRequest
 
 
+# control characters (Unicode category Cc), lone surrogates (Cs), and U+FFFE/U+FFFF: together
+# everything XML 1.0 cannot carry, so a name reaches callbacks exactly as entered
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
 def _has_control(text: str) -> bool:
-    """Control characters, lone surrogates, or anything XML cannot carry as it is."""
-    return xml_safe(text) != text or any(unicodedata.category(c) in ("Cc", "Cs") for c in text)
+    return _CONTROL.search(text) is not None
 
 
 _KICK_TYPES: dict[str, KickType] = {"remove": "remove", "disconnect": "disconnect", "ban": "ban"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid
 from collections.abc import Sequence
@@ -15,6 +16,8 @@ from shared.subjects import event_subject
 __all__ = ["Publisher"]
 
 log = logging.getLogger(__name__)
+
+_subject = functools.lru_cache(maxsize=4096)(event_subject)  # a room's subjects, computed once
 
 
 class Publisher:
@@ -39,7 +42,7 @@ class Publisher:
         try:
             for event, msg_id in zip(events, ids, strict=True):
                 await bus.js.publish(
-                    event_subject(event.room, event.kind),
+                    _subject(event.room, event.kind),
                     to_json(event),
                     timeout=self._timeout_s,
                     headers={"Nats-Msg-Id": msg_id},

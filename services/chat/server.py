@@ -38,6 +38,7 @@ from services.chat.rooms import Member, Room, Rooms
 from services.chat.settings import ChatSettings
 from services.chat.token import Identity, Role, TokenError, verify
 from shared.events import (
+    EVENT_TYPES,
     ChatEvent,
     EnterEvent,
     Event,
@@ -92,6 +93,7 @@ class ChatServer:
         self.connections: set[Connection] = set()
         self._locks = KeyedLock()
         self._ok = {op: REQUESTS.labels(op, "ok") for op in _OPS.values()}
+        self._published = {kind: EVENTS.labels(kind) for kind in EVENT_TYPES}
         ROOMS.set(len(self.rooms.rooms))
 
     def new_bucket(self) -> TokenBucket:
@@ -226,7 +228,7 @@ class ChatServer:
         self, conn: Connection, events: Sequence[Event], request_id: Any, role: Role | None = None
     ) -> None:
         for event in events:
-            EVENTS.labels(event.kind).inc()
+            self._published[event.kind].inc()
             room = self.rooms.get(event.room)
             if isinstance(event, ExitEvent | KickEvent):
                 self._fan_out(conn, room, event, request_id)  # the leaver still hears it
