@@ -182,6 +182,8 @@ class ChatServer:
                     "banned", f"you are banned from this chat for {minutes} more minute(s)"
                 )
         async with self._locks.hold(request.room):
+            if conn.closing:  # kicked or shut down while this request waited for the room
+                return
             events = self.rooms.plan_enter(
                 conn, request.room, user, request.profile, member_type, conn.host
             )
@@ -193,6 +195,8 @@ class ChatServer:
     async def _kick(self, conn: Connection, request: KickRequest) -> None:
         targets: list[Connection] = []
         async with self._locks.hold(request.room):
+            if conn.closing:
+                return
             events = self.rooms.plan_kick(conn, request.room, request.to, request.type)
             room = self.rooms.get(request.room)
             assert room is not None
@@ -221,6 +225,8 @@ class ChatServer:
         return found
 
     async def _commit(self, conn: Connection, events: Sequence[Event], request_id: Any) -> None:
+        if conn.closing:  # kicked or shut down while this request waited for the room
+            return
         await self.publisher.publish(events)
         self._apply(conn, events, request_id)
 
