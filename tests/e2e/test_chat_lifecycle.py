@@ -53,7 +53,7 @@ def env(module_system: System) -> Iterator[Env]:
         receiver.url,
         CHAT_JWT_SECRET=SECRET,
         CHAT_PING_INTERVAL_S="0.5",
-        CHAT_PING_TIMEOUT_S="1",
+        CHAT_PING_TIMEOUT_S="3",
     )
     yield Env(module_system, registry, chat, receiver)
     receiver.close()

@@ -405,7 +405,7 @@ async def test_room_limit(env: Env) -> None:
 async def test_no_such_room_and_flood_control(module_system: System) -> None:
     """A second chat process on the same NATS: fixed rooms only, flood control on."""
     chat = module_system.service(
-        "chat", CHAT_DYNAMIC_ROOMS="false", CHAT_RATE_LIMIT="5", CHAT_RATE_BURST="10"
+        "chat", CHAT_DYNAMIC_ROOMS="false", CHAT_RATE_LIMIT="1", CHAT_RATE_BURST="5"
     )
     chat.start()
     c = await Client.connect(chat.port)
@@ -419,9 +419,9 @@ async def test_no_such_room_and_flood_control(module_system: System) -> None:
     accepted = [f for f in frames if f["op"] == "chat"]
     assert len(limited) + len(accepted) == 40
     assert limited and all(f["code"] == "rate_limited" for f in limited)
-    assert len(accepted) >= 8  # the burst (less the enters) gets through
-    assert {f["id"] for f in limited} <= set(range(40))  # ids are echoed on refusals too
-    await asyncio.sleep(1.0)  # the bucket refills: the same connection is served again
+    assert len(accepted) >= 3  # the burst (less the two enters) gets through
+    assert all(f.get("id") in range(40) for f in limited)  # ids are echoed on refusals too
+    await asyncio.sleep(1.2)  # the bucket refills: the same connection is served again
     await c.send(op="chat", room="Lobby", message="calm now")
     assert (await c.recv_op("chat"))["message"] == "calm now"
     await c.close()
