@@ -111,34 +111,38 @@ class ChatServer:
             return
         op = "invalid"
         request_id: Any = None
+        allowed = conn.bucket.allow(self.clock())
         try:
-            allowed = conn.bucket.allow(self.clock())
             request = parse_request(text, self.limits)
             request_id = request.id
             if not allowed:
-                raise ChatError(
-                    "rate_limited",
-                    f"too many requests: at most {self.settings.chat_rate_limit:g} a second",
-                )
+                raise self._flooded(request_id)
             op = _OPS[type(request)]
             await self._dispatch(conn, request)
             self._ok[op].inc()
         except ChatError as error:
-            if not allowed and error.code == "bad_request":
-                error = ChatError("rate_limited", "too many requests; slow down")
+            if not allowed and error.code != "rate_limited":  # a bad frame, and too many
+                error = self._flooded(error.request_id)
             REQUESTS.labels(op, error.code).inc()
             if error.request_id is None:
                 error.request_id = request_id
             conn.push(error_frame(error))
 
+    def _flooded(self, request_id: Any) -> ChatError:
+        limit = self.settings.chat_rate_limit
+        return ChatError(
+            "rate_limited", f"too many requests: at most {limit:g} a second; slow down", request_id
+        )
+
     def refuse(self, conn: Connection, code: str, message: str) -> None:
         """A frame refused before parsing (binary, too large): counted against the flood limit."""
         if conn.closing:
             return
+        error = ChatError(code, message)
         if not conn.bucket.allow(self.clock()):
-            code, message = "rate_limited", "too many requests; slow down"
-        REQUESTS.labels("invalid", code).inc()
-        conn.push(error_frame(ChatError(code, message)))
+            error = self._flooded(None)
+        REQUESTS.labels("invalid", error.code).inc()
+        conn.push(error_frame(error))
 
     async def _dispatch(self, conn: Connection, request: Request) -> None:
         if isinstance(request, ChatRequest):

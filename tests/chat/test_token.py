@@ -79,3 +79,15 @@ def test_command_line_mints_a_token() -> None:
         text=True,
     )
     assert missing.returncode == 2 and "CHAT_JWT_SECRET" in missing.stderr
+
+
+def test_chat_process_will_not_start_with_a_placeholder_secret() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "services.chat"],
+        env={**os.environ, "CHAT_JWT_SECRET": "change-me-in-production", "CHAT_PORT": "1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode != 0
+    assert "CHAT_JWT_SECRET" in out.stderr
