@@ -40,6 +40,8 @@ from services.chat.token import Identity, Role, TokenError, verify
 from shared.events import (
     EVENT_TYPES,
     ChatEvent,
+    CreateEvent,
+    DeleteEvent,
     EnterEvent,
     Event,
     ExitEvent,
@@ -246,7 +248,8 @@ class ChatServer:
             else:
                 self.rooms.apply(conn, event, role)
                 self._fan_out(conn, room or self.rooms.get(event.room), event, request_id)
-        ROOMS.set(len(self.rooms.rooms))
+            if isinstance(event, CreateEvent | DeleteEvent):
+                ROOMS.set(len(self.rooms.rooms))
 
     def _fan_out(self, conn: Connection, room: Room | None, event: Event, request_id: Any) -> None:
         """Frames for one accepted event. The requester's own frame carries its request `id`."""
