@@ -21,7 +21,7 @@ import pytest
 
 from services.chat.token import mint
 from shared.events import ChatEvent, CreateEvent, DeleteEvent, EnterEvent, ExitEvent, KickEvent
-from tests.chat.wsclient import Client, register, room_events
+from tests.chat.wsclient import Client, register, room_events, start_together
 from tests.conftest import CallbackReceiver, Service, System
 
 pytestmark = pytest.mark.e2e
@@ -49,12 +49,14 @@ class Env:
 @pytest.fixture(scope="module")
 def env(module_system: System) -> Iterator[Env]:
     receiver = CallbackReceiver()
-    registry, _, chat = module_system.start_all(
-        receiver.url,
+    registry = module_system.service("registry", EVENT_CALLBACK_PREFIX=receiver.url)
+    chat = module_system.service(
+        "chat",
         CHAT_JWT_SECRET=SECRET,
         CHAT_PING_INTERVAL_S="0.5",
         CHAT_PING_TIMEOUT_S="3",
     )
+    start_together(registry, module_system.service("dispatcher"), chat)
     yield Env(module_system, registry, chat, receiver)
     receiver.close()
 

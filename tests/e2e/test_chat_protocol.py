@@ -13,7 +13,7 @@ import pytest
 
 from services.chat.token import mint
 from shared.events import ChatEvent, CreateEvent, DeleteEvent, EnterEvent, ExitEvent, KickEvent
-from tests.chat.wsclient import Client, register, room_events
+from tests.chat.wsclient import Client, register, room_events, start_together
 from tests.conftest import CallbackReceiver, Service, System
 
 pytestmark = pytest.mark.e2e
@@ -38,13 +38,15 @@ class Env:
 @pytest.fixture(scope="module")
 def env(module_system: System) -> Iterator[Env]:
     receiver = CallbackReceiver()
-    registry, _, chat = module_system.start_all(
-        receiver.url,
+    registry = module_system.service("registry", EVENT_CALLBACK_PREFIX=receiver.url)
+    chat = module_system.service(
+        "chat",
         CHAT_JWT_SECRET=SECRET,
         CHAT_ROOMS="Lobby,Hall",
         CHAT_ROOM_LIMIT="3",
         CHAT_TRUSTED_PROXIES="127.0.0.1/32",
     )
+    start_together(registry, module_system.service("dispatcher"), chat)
     yield Env(registry, chat, receiver)
     receiver.close()
 
