@@ -267,3 +267,16 @@ def receiver_factory() -> Iterator[Any]:
     yield make
     for r in made:
         r.close()
+
+
+@pytest.fixture(scope="module")
+def module_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    """Like `system`, but one nats-server (and whatever services a module starts) per module."""
+    tmp = tmp_path_factory.mktemp("system")
+    nats = NatsServer(tmp / "jetstream")
+    nats.start()
+    sys_ = System(nats, tmp)
+    yield sys_
+    for svc in sys_.services:
+        svc.stop(signal.SIGKILL)
+    nats.stop(signal.SIGKILL)

@@ -6,19 +6,41 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
-__all__ = ["Connection"]
+from services.chat.ratelimit import TokenBucket
+
+__all__ = ["Close", "Connection"]
 
 _ids = itertools.count(1)
 
 
+@dataclass(frozen=True, slots=True)
+class Close:
+    """Queued after the last frame: close the websocket with this code and reason."""
+
+    code: int
+    reason: str
+
+
 class Connection:
-    def __init__(self, host: str, send: Callable[[str], Awaitable[None]], queue_max: int) -> None:
+    def __init__(
+        self,
+        host: str,
+        send: Callable[[str], Awaitable[None]],
+        queue_max: int,
+        bucket: TokenBucket,
+        close: Callable[[int, str], Awaitable[None]] | None = None,
+    ) -> None:
         self.id = next(_ids)
         self.host = host
         self.rooms: set[str] = set()
+        self.bucket = bucket
+        self.member: str | None = None  # member name once entered with a member token
+        self.closing = False  # kicked or shutting down: no further request is handled
         self._send = send
-        self._queue: asyncio.Queue[str | None] = asyncio.Queue(queue_max)
+        self._close = close
+        self._queue: asyncio.Queue[str | Close | None] = asyncio.Queue(queue_max)
         self.overflowed = asyncio.Event()
 
     def __hash__(self) -> int:
@@ -33,6 +55,14 @@ class Connection:
         except asyncio.QueueFull:
             self.overflowed.set()
 
+    def close_after_sending(self, code: int, reason: str) -> None:
+        """Send what is queued, then close the websocket."""
+        self.closing = True
+        try:
+            self._queue.put_nowait(Close(code, reason))
+        except asyncio.QueueFull:
+            self.overflowed.set()
+
     def close_writer(self) -> None:
         try:
             self._queue.put_nowait(None)
@@ -41,4 +71,8 @@ class Connection:
 
     async def write_loop(self) -> None:
         while (frame := await self._queue.get()) is not None:
+            if isinstance(frame, Close):
+                if self._close is not None:
+                    await self._close(frame.code, frame.reason)
+                return
             await self._send(frame)

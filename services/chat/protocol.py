@@ -7,9 +7,11 @@ client is told. Names are trimmed and checked here, once, at the edge.
 from __future__ import annotations
 
 import json
-import unicodedata
+import re
 from dataclasses import dataclass
 from typing import Any
+
+from shared.events import KickType
 
 __all__ = [
     "ChatError",
@@ -74,7 +76,7 @@ class KickRequest:
     id: Any
     room: str
     to: str
-    type: str
+    type: KickType
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +88,17 @@ class ExitRequest:
 Request = EnterRequest | ChatRequest | RingRequest | KickRequest | ExitRequest
 
 
+# control characters (Unicode category Cc), lone surrogates (Cs), and U+FFFE/U+FFFF: together
+# everything XML 1.0 cannot carry, so a name reaches callbacks exactly as entered
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
 def _has_control(text: str) -> bool:
-    return any(unicodedata.category(c) in ("Cc", "Cs") for c in text)
+    return _CONTROL.search(text) is not None
+
+
+_KICK_TYPES: dict[str, KickType] = {"remove": "remove", "disconnect": "disconnect", "ban": "ban"}
+_LABELS = {"room": "the room name", "user": "the user name", "to": "the name in `to`"}
 
 
 class _Fields:
@@ -105,29 +116,31 @@ class _Fields:
             raise ChatError("bad_request", f"field {key!r} must be a string", self.id)
         return value
 
-    def name(self, key: str, max_len: int) -> str:
-        value = (self.text(key) or "").strip()
+    def name(self, key: str, max_len: int, *, required: bool = True) -> str:
+        raw = self.text(key, required=required)
+        if raw is None:
+            return ""
+        value = raw.strip()
+        label = _LABELS.get(key, key)
         if not value:
-            raise ChatError("bad_request", f"{key} name must not be empty", self.id)
+            raise ChatError("bad_request", f"{label} must not be empty", self.id)
         if _has_control(value):
-            raise ChatError(
-                "bad_request", f"{key} name must not contain control characters", self.id
-            )
+            raise ChatError("bad_request", f"{label} must not contain control characters", self.id)
         if len(value) > max_len:
-            raise ChatError("too_long", f"{key} name is longer than {max_len} characters", self.id)
+            raise ChatError("too_long", f"{label} is longer than {max_len} characters", self.id)
         return value
 
     def body(self, key: str, max_len: int, *, required: bool = True) -> str:
         value = self.text(key, required=required) or ""
         if len(value) > max_len:
-            raise ChatError("too_long", f"{key} is longer than {max_len} characters", self.id)
+            raise ChatError("too_long", f"the {key} is longer than {max_len} characters", self.id)
         return value
 
 
 def parse_request(text: str, limits: Limits) -> Request:
     try:
         frame = json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):
         raise ChatError("bad_request", "frame is not valid JSON") from None
     if not isinstance(frame, dict):
         raise ChatError("bad_request", "frame must be a JSON object")
@@ -140,12 +153,12 @@ def parse_request(text: str, limits: Limits) -> Request:
     f = _Fields(frame, request_id)
     op = frame.get("op")
     if op == "enter":
+        room = f.name("room", limits.room_max)
+        token = f.text("token", required=False) or None
+        # with a member token the name is the token's, so `user` may be left out
+        user = f.name("user", limits.user_max, required=token is None)
         return EnterRequest(
-            request_id,
-            f.name("room", limits.room_max),
-            f.name("user", limits.user_max),
-            f.body("profile", limits.text_max, required=False),
-            f.text("token", required=False) or None,
+            request_id, room, user, f.body("profile", limits.text_max, required=False), token
         )
     if op == "chat":
         return ChatRequest(
@@ -156,14 +169,12 @@ def parse_request(text: str, limits: Limits) -> Request:
             request_id, f.name("room", limits.room_max), f.name("to", limits.user_max)
         )
     if op == "kick":
-        kick_type = f.text("type")
-        if kick_type not in ("remove", "disconnect", "ban"):
-            raise ChatError(
-                "bad_request", "kick type must be remove, disconnect or ban", request_id
-            )
-        return KickRequest(
-            request_id, f.name("room", limits.room_max), f.name("to", limits.user_max), kick_type
-        )
+        room = f.name("room", limits.room_max)
+        to = f.name("to", limits.user_max)
+        kick_type = _KICK_TYPES.get(f.text("type") or "")
+        if kick_type is not None:
+            return KickRequest(request_id, room, to, kick_type)
+        raise ChatError("bad_request", "kick type must be remove, disconnect or ban", request_id)
     if op == "exit":
         return ExitRequest(request_id, f.name("room", limits.room_max))
     if not isinstance(op, str):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid
 from collections.abc import Sequence
@@ -15,6 +16,10 @@ from shared.subjects import event_subject
 __all__ = ["Publisher"]
 
 log = logging.getLogger(__name__)
+
+PARTIAL_GIVE_UP_S = 30.0  # how long the rest of a half-stored request is retried
+
+_subject = functools.lru_cache(maxsize=4096)(event_subject)  # a room's subjects, computed once
 
 
 class Publisher:
@@ -36,24 +41,35 @@ class Publisher:
         if bus is None or not bus.connected:
             raise ChatError("unavailable", "the event bus is unavailable; try again")
         ids = list(msg_ids) if msg_ids is not None else [uuid.uuid4().hex for _ in events]
+        stored = 0
         try:
             for event, msg_id in zip(events, ids, strict=True):
                 await bus.js.publish(
-                    event_subject(event.room, event.kind),
+                    _subject(event.room, event.kind),
                     to_json(event),
                     timeout=self._timeout_s,
                     headers={"Nats-Msg-Id": msg_id},
                 )
+                stored += 1
         except Exception as exc:
             log.warning("publish failed: %s", exc)
-            raise ChatError(
-                "unavailable", "the event bus did not take the event; try again"
-            ) from exc
+            if stored == 0 or msg_ids is not None:
+                raise ChatError(
+                    "unavailable", "the event bus did not take the event; try again"
+                ) from exc
+        if 0 < stored < len(events):
+            # part of it is on the stream already, so callbacks will see it: finish the rest
+            # (same message ids) rather than leave, say, a `create` without its `enter`
+            rest, rest_ids = events[stored:], ids[stored:]
+            if not await self._retry(rest, rest_ids, PARTIAL_GIVE_UP_S):
+                raise ChatError("unavailable", "the event bus did not take the event; try again")
 
     async def publish_until_stored(self, events: Sequence[Event], give_up_s: float) -> bool:
         """For events that happen whether or not NATS is up (a user's connection dropped):
         retry with the same message ids until stored or `give_up_s` passes."""
-        ids = [uuid.uuid4().hex for _ in events]
+        return await self._retry(events, [uuid.uuid4().hex for _ in events], give_up_s)
+
+    async def _retry(self, events: Sequence[Event], ids: Sequence[str], give_up_s: float) -> bool:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + give_up_s
         delay = 0.1

@@ -1,17 +1,22 @@
 """The chat itself: requests in, events published, then state changed and frames fanned out.
 
 For one room, plan → publish → apply → fan-out happens under that room's lock, so the order
-clients see, the order JetStream stores and the order callbacks receive are one order.
+clients see, the order JetStream stores and the order callbacks receive are one order. A frame
+for the room is encoded once and the same string is queued to every member.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Sequence
+import math
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from prometheus_client import Counter, Gauge
 
+from services.chat.bans import Bans
 from services.chat.connection import Connection
 from services.chat.keyed_lock import KeyedLock
 from services.chat.protocol import (
@@ -19,23 +24,33 @@ from services.chat.protocol import (
     ChatRequest,
     EnterRequest,
     ExitRequest,
+    KickRequest,
     Limits,
     Request,
+    RingRequest,
     encode,
     error_frame,
     parse_request,
 )
 from services.chat.publisher import Publisher
-from services.chat.rooms import Room, Rooms
+from services.chat.ratelimit import TokenBucket
+from services.chat.rooms import Member, Room, Rooms
 from services.chat.settings import ChatSettings
-from shared.events import ChatEvent, EnterEvent, Event, ExitEvent
+from services.chat.token import Identity, Role, TokenError, verify
+from shared.events import (
+    EVENT_TYPES,
+    ChatEvent,
+    CreateEvent,
+    DeleteEvent,
+    EnterEvent,
+    Event,
+    ExitEvent,
+    KickEvent,
+    MemberType,
+    RingEvent,
+)
 
-__all__ = ["ChatServer"]
-
-
-def _reply(body: dict[str, Any], request_id: Any) -> str:
-    return encode(body if request_id is None else {**body, "id": request_id})
-
+__all__ = ["CLOSE_KICKED", "CLOSE_SHUTDOWN", "ChatServer"]
 
 log = logging.getLogger(__name__)
 
@@ -45,19 +60,48 @@ CONNECTIONS = Gauge("chat_connections", "Open websocket connections")
 ROOMS = Gauge("chat_rooms", "Rooms that exist on this chat process")
 
 EXIT_PUBLISH_GIVE_UP_S = 60.0
+CLOSE_KICKED = 4001  # websocket close code after a disconnect or ban kick
+CLOSE_SHUTDOWN = 1001  # "going away": the chat process is stopping
+
+_OPS = {
+    EnterRequest: "enter",
+    ChatRequest: "chat",
+    RingRequest: "ring",
+    KickRequest: "kick",
+    ExitRequest: "exit",
+}
+
+
+def _reply(body: dict[str, Any], request_id: Any) -> str:
+    return encode(body if request_id is None else {**body, "id": request_id})
 
 
 class ChatServer:
-    def __init__(self, settings: ChatSettings, publisher: Publisher) -> None:
+    def __init__(
+        self,
+        settings: ChatSettings,
+        publisher: Publisher,
+        bans: Bans,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.settings = settings
         self.publisher = publisher
+        self.bans = bans
+        self.clock = clock
         self.rooms = Rooms(
             settings.permanent_rooms(), settings.chat_dynamic_rooms, settings.chat_room_limit
         )
         self.limits = Limits(settings.chat_user_max, settings.chat_room_max, settings.chat_text_max)
         self.connections: set[Connection] = set()
         self._locks = KeyedLock()
+        self._ok = {op: REQUESTS.labels(op, "ok") for op in _OPS.values()}
+        self._published = {kind: EVENTS.labels(kind) for kind in EVENT_TYPES}
         ROOMS.set(len(self.rooms.rooms))
+
+    def new_bucket(self) -> TokenBucket:
+        return TokenBucket(
+            self.settings.chat_rate_limit, self.settings.chat_rate_burst, self.clock()
+        )
 
     def connect(self, conn: Connection) -> None:
         self.connections.add(conn)
@@ -65,56 +109,161 @@ class ChatServer:
 
     async def handle(self, conn: Connection, text: str) -> None:
         """Handle one client frame; any refusal becomes an `error` frame to that client."""
+        if conn.closing:
+            return
         op = "invalid"
+        request_id: Any = None
+        allowed = conn.bucket.allow(self.clock())
         try:
             request = parse_request(text, self.limits)
-            op = type(request).__name__.removesuffix("Request").lower()
+            request_id = request.id
+            if not allowed:
+                raise self._flooded(request_id)
+            op = _OPS[type(request)]
             await self._dispatch(conn, request)
-            REQUESTS.labels(op, "ok").inc()
+            self._ok[op].inc()
         except ChatError as error:
+            if not allowed and error.code != "rate_limited":  # a bad frame, and too many
+                error = self._flooded(error.request_id)
             REQUESTS.labels(op, error.code).inc()
-            if error.request_id is None and op != "invalid":
-                error.request_id = request.id
+            if error.request_id is None:
+                error.request_id = request_id
             conn.push(error_frame(error))
 
+    def _flooded(self, request_id: Any) -> ChatError:
+        limit = self.settings.chat_rate_limit
+        return ChatError(
+            "rate_limited", f"too many requests: at most {limit:g} a second; slow down", request_id
+        )
+
+    def refuse(self, conn: Connection, code: str, message: str) -> None:
+        """A frame refused before parsing (binary, too large): counted against the flood limit."""
+        if conn.closing:
+            return
+        error = ChatError(code, message)
+        if not conn.bucket.allow(self.clock()):
+            error = self._flooded(None)
+        REQUESTS.labels("invalid", error.code).inc()
+        conn.push(error_frame(error))
+
     async def _dispatch(self, conn: Connection, request: Request) -> None:
-        if isinstance(request, EnterRequest):
-            await self._enter(conn, request)
-        elif isinstance(request, ChatRequest):
+        if isinstance(request, ChatRequest):
             async with self._locks.hold(request.room):
                 events = self.rooms.plan_chat(conn, request.room, request.message)
                 await self._commit(conn, events, request.id)
-        elif isinstance(request, ExitRequest):
+        elif isinstance(request, EnterRequest):
+            await self._enter(conn, request)
+        elif isinstance(request, RingRequest):
+            async with self._locks.hold(request.room):
+                events = self.rooms.plan_ring(conn, request.room, request.to)
+                await self._commit(conn, events, request.id)
+        elif isinstance(request, KickRequest):
+            await self._kick(conn, request)
+        else:
             async with self._locks.hold(request.room):
                 events = self.rooms.plan_exit(conn, request.room)
                 await self._commit(conn, events, request.id)
-        else:
-            raise ChatError("bad_request", f"op {type(request).__name__} is not supported yet")
+
+    def _identity(self, request: EnterRequest) -> Identity | None:
+        if request.token is None:
+            return None
+        try:
+            identity = verify(request.token, self.settings.chat_jwt_secret)
+        except TokenError as exc:
+            raise ChatError("not_allowed", str(exc)) from None
+        if len(identity.name) > self.limits.user_max or identity.name != identity.name.strip():
+            raise ChatError("not_allowed", "the member name in the token is not a valid name")
+        return identity
 
     async def _enter(self, conn: Connection, request: EnterRequest) -> None:
+        identity = self._identity(request)
+        user = identity.name if identity else request.user
+        member_type: MemberType = "member" if identity else "non-member"
+        role: Role | None = identity.role if identity else None
+        if role not in ("monitor", "admin"):  # staff are never barred by a host ban
+            left = await self.bans.remaining(conn.host, identity.name if identity else None)
+            if left > 0:
+                minutes = math.ceil(left / 60)
+                raise ChatError(
+                    "banned", f"you are banned from this chat for {minutes} more minute(s)"
+                )
         async with self._locks.hold(request.room):
+            if conn.closing:  # kicked or shut down while this request waited for the room
+                return
             events = self.rooms.plan_enter(
-                conn, request.room, request.user, request.profile, "non-member", conn.host
+                conn, request.room, user, request.profile, member_type, conn.host
             )
-            await self._commit(conn, events, request.id)
+            await self.publisher.publish(events)
+            if identity:
+                conn.member = identity.name
+            self._apply(conn, events, request.id, role)
+
+    async def _kick(self, conn: Connection, request: KickRequest) -> None:
+        targets: list[Connection] = []
+        async with self._locks.hold(request.room):
+            if conn.closing:
+                return
+            events = self.rooms.plan_kick(conn, request.room, request.to, request.type)
+            room = self.rooms.get(request.room)
+            assert room is not None
+            target = room.members[request.to]
+            if request.type == "ban":
+                kicker = room.by_conn[conn].user
+                member = target.user if target.type == "member" else None
+                await self.bans.ban(target.host, member, by=kicker)
+            await self.publisher.publish(events)
+            if request.type != "remove":
+                targets = self._connections_of(target)
+                for t in targets:
+                    t.closing = True  # from now on nothing they send is handled
+            self._apply(conn, events, request.id)
+        for t in targets:
+            await self._leave_all(t, EXIT_PUBLISH_GIVE_UP_S)
+            t.close_after_sending(CLOSE_KICKED, f"{request.type} by {request.room}")
+
+    def _connections_of(self, target: Member) -> list[Connection]:
+        """A member's every connection (the member name may be in several); else the one."""
+        conn = target.conn
+        assert isinstance(conn, Connection)
+        found = [conn]
+        if target.type == "member":
+            found += [c for c in self.connections if c is not conn and c.member == target.user]
+        return found
 
     async def _commit(self, conn: Connection, events: Sequence[Event], request_id: Any) -> None:
+        if conn.closing:  # kicked or shut down while this request waited for the room
+            return
         await self.publisher.publish(events)
         self._apply(conn, events, request_id)
 
-    def _apply(self, conn: Connection, events: Sequence[Event], request_id: Any) -> None:
+    def _apply(
+        self, conn: Connection, events: Sequence[Event], request_id: Any, role: Role | None = None
+    ) -> None:
         for event in events:
-            EVENTS.labels(event.kind).inc()
+            self._published[event.kind].inc()
             room = self.rooms.get(event.room)
-            self.rooms.apply(conn, event)
-            self._fan_out(conn, room or self.rooms.get(event.room), event, request_id)
-        ROOMS.set(len(self.rooms.rooms))
+            if isinstance(event, ExitEvent | KickEvent):
+                self._fan_out(conn, room, event, request_id)  # the leaver still hears it
+                self.rooms.apply(conn, event, role)
+            else:
+                self.rooms.apply(conn, event, role)
+                self._fan_out(conn, room or self.rooms.get(event.room), event, request_id)
+            if isinstance(event, CreateEvent | DeleteEvent):
+                ROOMS.set(len(self.rooms.rooms))
 
     def _fan_out(self, conn: Connection, room: Room | None, event: Event, request_id: Any) -> None:
         """Frames for one accepted event. The requester's own frame carries its request `id`."""
         if room is None:
             return
-        if isinstance(event, EnterEvent):
+        if isinstance(event, ChatEvent):
+            body: dict[str, Any] = {
+                "op": "chat",
+                "room": event.room,
+                "user": event.user,
+                "message": event.message,
+            }
+            self._to_room(room, conn, body, request_id)
+        elif isinstance(event, EnterEvent):
             conn.rooms.add(event.room)
             members = [
                 {"user": m.user, "profile": m.profile, "type": m.type}
@@ -135,32 +284,76 @@ class ChatServer:
                     "type": event.type,
                 }
             )
-            self._send_to_room(room, frame, skip=conn)
-        elif isinstance(event, ChatEvent):
-            body = {"op": "chat", "room": event.room, "user": event.user, "message": event.message}
-            self._send_to_room(room, encode(body), skip=conn)
-            conn.push(_reply(body, request_id))
+            for member in room.members.values():
+                if member.conn is not conn:
+                    member.conn.push(frame)  # type: ignore[attr-defined]
+        elif isinstance(event, RingEvent):
+            target = room.members.get(event.to)
+            if target is not None:
+                ring = {"op": "ring", "room": event.room, "from": event.from_}
+                target.conn.push(encode(ring))  # type: ignore[attr-defined]
+        elif isinstance(event, KickEvent):
+            body = {
+                "op": "kick",
+                "room": event.room,
+                "from": event.from_,
+                "to": event.to,
+                "type": event.type,
+            }
+            self._to_room(room, conn, body, request_id)
+            target = room.members.get(event.to)
+            if event.type == "remove" and target is not None:
+                target.conn.rooms.discard(event.room)  # type: ignore[attr-defined]
         elif isinstance(event, ExitEvent):
+            leaver = room.members.get(event.user)
             body = {"op": "exit", "room": event.room, "user": event.user}
-            self._send_to_room(room, encode(body), skip=conn)
-            conn.rooms.discard(event.room)
-            conn.push(_reply(body, request_id))
+            if leaver is None:
+                return
+            leaving = leaver.conn
+            assert isinstance(leaving, Connection)
+            leaving.rooms.discard(event.room)
+            frame = encode(body)
+            for member in room.members.values():
+                if member.conn is not leaving:
+                    member.conn.push(frame)  # type: ignore[attr-defined]
+            if leaving is conn and not leaving.closing:
+                leaving.push(_reply(body, request_id))  # the leaver's confirmation
 
     @staticmethod
-    def _send_to_room(room: Room, frame: str, skip: Connection | None = None) -> None:
+    def _to_room(room: Room, conn: Connection, body: dict[str, Any], request_id: Any) -> None:
+        """`body` to every member; the requester's copy carries its request `id`."""
+        frame = encode(body)
         for member in room.members.values():
-            if member.conn is not skip:
+            if member.conn is conn and request_id is not None:
+                conn.push(_reply(body, request_id))
+            else:
                 member.conn.push(frame)  # type: ignore[attr-defined]
 
-    async def disconnect(self, conn: Connection) -> None:
-        """The client is gone: its `exit` events happen even if NATS is down for a while."""
-        self.connections.discard(conn)
-        CONNECTIONS.set(len(self.connections))
+    async def _leave_all(self, conn: Connection, give_up_s: float) -> None:
+        """`exit` (and `delete` of an emptied dynamic room) for every room `conn` is in. These
+        events happen whether or not NATS is up, so they are retried until stored."""
         for room_name in sorted(conn.rooms):
             async with self._locks.hold(room_name):
                 try:
                     events = self.rooms.plan_exit(conn, room_name)
                 except ChatError:
+                    conn.rooms.discard(room_name)
                     continue
-                await self.publisher.publish_until_stored(events, EXIT_PUBLISH_GIVE_UP_S)
+                await self.publisher.publish_until_stored(events, give_up_s)
                 self._apply(conn, events, None)
+
+    async def disconnect(self, conn: Connection) -> None:
+        """The client is gone (closed, vanished, or dropped): its `exit` events happen."""
+        conn.closing = True
+        await self._leave_all(conn, EXIT_PUBLISH_GIVE_UP_S)
+        self.connections.discard(conn)
+        CONNECTIONS.set(len(self.connections))
+
+    async def shutdown(self, give_up_s: float) -> None:
+        """SIGTERM: every user still here exits every room, then their sockets are closed."""
+        conns = list(self.connections)
+        for conn in conns:
+            conn.closing = True
+        await asyncio.gather(*(self._leave_all(c, give_up_s) for c in conns))
+        for conn in conns:
+            conn.close_after_sending(CLOSE_SHUTDOWN, "the chat server is shutting down")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from shared.settings import CommonSettings
+from shared.settings import CommonSettings, is_placeholder
 
 __all__ = ["ChatSettings"]
 
@@ -28,6 +28,28 @@ class ChatSettings(CommonSettings):
     chat_publish_timeout_s: float = Field(
         5.0, gt=0, description="wait for JetStream to take an event"
     )
+    chat_jwt_secret: str = Field(
+        "", description="HS256 key of member tokens; empty: member tokens are refused"
+    )
+    chat_ban_minutes: float = Field(60.0, gt=0, description="how long a ban bars host and name")
+    chat_trusted_proxies: str = Field(
+        "", description="proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-For is used"
+    )
+    chat_ping_interval_s: float = Field(
+        20.0, gt=0, description="websocket ping interval; a silent client is dropped"
+    )
+    chat_ping_timeout_s: float = Field(20.0, gt=0, description="how long a ping may go unanswered")
+
+    def check(self) -> None:
+        """Refuse to start with a placeholder secret (an empty one turns member tokens off)."""
+        if is_placeholder(self.chat_jwt_secret):
+            raise SystemExit(
+                "CHAT_JWT_SECRET holds a placeholder value: set a real secret "
+                "(or leave it empty to refuse all member tokens)"
+            )
+
+    def trusted_proxies(self) -> list[str]:
+        return [p.strip() for p in self.chat_trusted_proxies.split(",") if p.strip()]
 
     def permanent_rooms(self) -> list[str]:
         return [r.strip() for r in self.chat_rooms.split(",") if r.strip()]

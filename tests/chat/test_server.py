@@ -1,0 +1,169 @@
+"""The chat server's request handling with an in-memory stand-in for JetStream and the ban
+bucket (the real ones are exercised end to end in tests/e2e/test_chat_*.py)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from services.chat.bans import Bans
+from services.chat.connection import Close, Connection
+from services.chat.protocol import ChatError
+from services.chat.publisher import Publisher
+from services.chat.server import CLOSE_KICKED, CLOSE_SHUTDOWN, ChatServer
+from services.chat.settings import ChatSettings
+from services.chat.token import mint
+from shared.bus import BusHolder
+from shared.events import DeleteEvent, EnterEvent, Event, ExitEvent, KickEvent
+
+KEY = "server-unit-test-key-0123456789-0123456789"
+
+
+class MemoryPublisher(Publisher):
+    def __init__(self) -> None:
+        self.stored: list[Event] = []
+        self.down = False
+
+    async def publish(
+        self, events: Sequence[Event], *, msg_ids: Sequence[str] | None = None
+    ) -> None:
+        if self.down:
+            raise ChatError("unavailable", "the event bus is unavailable; try again")
+        self.stored.extend(events)
+
+
+class MemoryBans(Bans):
+    def __init__(self) -> None:
+        super().__init__(BusHolder(ChatSettings(), "test"), 60)
+        self.banned: dict[str, float] = {}
+
+    async def ban(self, host: str, member: str | None, by: str) -> None:
+        self.banned[host] = self.duration_s
+        if member:
+            self.banned["member:" + member] = self.duration_s
+
+    async def remaining(self, host: str, member: str | None) -> float:
+        return max(self.banned.get(host, 0.0), self.banned.get(f"member:{member}", 0.0))
+
+
+class Clock:
+    now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make_server(**settings: Any) -> tuple[ChatServer, MemoryPublisher, Clock]:
+    publisher, clock = MemoryPublisher(), Clock()
+    config = ChatSettings(**{"chat_jwt_secret": KEY, "chat_rate_limit": 0, **settings})
+    return ChatServer(config, publisher, MemoryBans(), clock), publisher, clock
+
+
+class Client:
+    def __init__(self, server: ChatServer, host: str = "10.0.0.1") -> None:
+        self.server = server
+        self.conn = Connection(host, self._send, 100, server.new_bucket())
+        server.connect(self.conn)
+
+    async def _send(self, frame: str) -> None:  # pragma: no cover - frames are read below
+        pass
+
+    async def __call__(self, **frame: Any) -> None:
+        await self.server.handle(self.conn, json.dumps(frame))
+
+    def frames(self) -> list[Any]:
+        out = []
+        while not self.conn._queue.empty():
+            item = self.conn._queue.get_nowait()
+            out.append(json.loads(item) if isinstance(item, str) else item)
+        return out
+
+
+async def test_flood_control_refuses_any_frame_over_the_limit() -> None:
+    server, _, clock = make_server(chat_rate_limit=1, chat_rate_burst=2)
+    c = Client(server)
+    await c(op="enter", room="Lobby", user="ann")
+    await c(op="chat", room="Lobby", message="1", id=1)
+    await c(op="chat", room="Lobby", message="2", id=2)
+    await c.server.handle(c.conn, "garbage")
+    server.refuse(c.conn, "bad_request", "binary")
+    frames = c.frames()
+    assert [f["op"] for f in frames] == ["entered", "chat", "error", "error", "error"]
+    assert frames[2] == {**frames[2], "code": "rate_limited", "id": 2}
+    assert frames[3]["code"] == frames[4]["code"] == "rate_limited"
+    clock.now = 1.0
+    await c(op="chat", room="Lobby", message="3")
+    assert c.frames()[0]["op"] == "chat"
+
+
+async def test_unavailable_changes_nothing() -> None:
+    server, publisher, _ = make_server()
+    ann, bob = Client(server), Client(server)
+    await ann(op="enter", room="Den", user="ann")
+    publisher.down = True
+    await bob(op="enter", room="Den", user="bob", id="b")
+    assert bob.frames() == [
+        {
+            "op": "error",
+            "code": "unavailable",
+            "message": "the event bus is unavailable; try again",
+            "id": "b",
+        }
+    ]
+    room = server.rooms.get("Den")
+    assert room is not None and list(room.members) == ["ann"]
+    assert [f["op"] for f in ann.frames()] == ["entered"]  # nothing was broadcast
+
+
+async def test_disconnect_kick_reaches_every_connection_of_the_member() -> None:
+    server, publisher, _ = make_server()
+    mod, bob1, bob2 = Client(server), Client(server, "10.0.0.2"), Client(server, "10.0.0.3")
+    await mod(op="enter", room="A", token=mint("Mod", "monitor", KEY))
+    await bob1(op="enter", room="A", token=mint("Bob", "member", KEY))
+    await bob2(op="enter", room="B", token=mint("Bob", "member", KEY))
+    for c in (mod, bob1, bob2):
+        c.frames()
+    publisher.stored.clear()
+    await mod(op="kick", room="A", to="Bob", type="ban", id=9)
+    assert publisher.stored == [
+        KickEvent("A", "Mod", "Bob", "ban"),
+        ExitEvent("A", "Bob"),
+        ExitEvent("B", "Bob"),
+        DeleteEvent("B"),
+    ]
+    assert bob1.frames()[-1] == Close(CLOSE_KICKED, "ban by A")
+    assert bob2.frames()[-1] == Close(CLOSE_KICKED, "ban by A")
+    assert bob1.conn.closing and bob2.conn.closing
+    assert mod.frames()[0]["id"] == 9
+    again = Client(server, "10.0.0.2")  # the kicked connection's host
+    await again(op="enter", room="C", user="someone")
+    assert again.frames()[0]["code"] == "banned"
+
+
+async def test_shutdown_exits_everyone() -> None:
+    server, publisher, _ = make_server()
+    ann, bob = Client(server), Client(server)
+    await ann(op="enter", room="Lobby", user="ann")
+    await bob(op="enter", room="Den", user="bob")
+    publisher.stored.clear()
+    await server.shutdown(1.0)
+    assert sorted(publisher.stored, key=str) == sorted(
+        [ExitEvent("Lobby", "ann"), ExitEvent("Den", "bob"), DeleteEvent("Den")], key=str
+    )
+    assert publisher.stored.index(DeleteEvent("Den")) > publisher.stored.index(
+        ExitEvent("Den", "bob")
+    )
+    assert ann.frames()[-1] == Close(CLOSE_SHUTDOWN, "the chat server is shutting down")
+    await ann(op="enter", room="Lobby", user="late")  # nothing is handled any more
+    assert ann.frames() == []
+
+
+async def test_member_enters_under_the_token_name() -> None:
+    server, publisher, _ = make_server()
+    c = Client(server)
+    await c(op="enter", room="Lobby", user="whatever", token=mint("Zed", "member", KEY))
+    assert publisher.stored == [EnterEvent("Lobby", "Zed", "10.0.0.1", "", "member")]
+    long_name = Client(server)
+    await long_name(op="enter", room="Lobby", token=mint("x" * 21, "member", KEY))
+    assert long_name.frames()[0]["code"] == "not_allowed"

@@ -1,0 +1,93 @@
+"""Member tokens and roles (SPEC §4)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import jwt
+import pytest
+
+from services.chat.settings import ChatSettings
+from services.chat.token import TokenError, can_kick, is_protected, mint, verify
+
+KEY = "unit-test-key-0123456789-0123456789-xyz"
+
+
+def test_mint_and_verify() -> None:
+    identity = verify(mint("Ann", "monitor", KEY), KEY)
+    assert (identity.name, identity.role) == ("Ann", "monitor")
+    assert verify(mint("Bo", "member", KEY, ttl_s=None), KEY).role == "member"
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "",
+        "garbage",
+        mint("Ann", "admin", "some-other-key-0123456789-0123456789"),
+        mint("Ann", "admin", KEY, ttl_s=-5),
+        jwt.encode({"sub": "Ann"}, KEY, algorithm="HS256"),  # no role
+        jwt.encode({"role": "admin"}, KEY, algorithm="HS256"),  # no sub
+        jwt.encode({"sub": "Ann", "role": "king"}, KEY, algorithm="HS256"),
+        jwt.encode({"sub": " ", "role": "member"}, KEY, algorithm="HS256"),
+        jwt.encode({"sub": "Ann", "role": "admin"}, KEY, algorithm="HS512"),
+        jwt.encode({"sub": "Ann", "role": "admin"}, None, algorithm="none"),
+    ],
+)
+def test_refused_tokens(token: str) -> None:
+    with pytest.raises(TokenError):
+        verify(token, KEY)
+
+
+def test_empty_secret_refuses_every_token() -> None:
+    with pytest.raises(TokenError, match="no member tokens"):
+        verify(mint("Ann", "admin", KEY), "")
+
+
+def test_roles() -> None:
+    assert [can_kick(r) for r in (None, "member", "monitor", "admin")] == [False, False, True, True]
+    assert [is_protected(r) for r in (None, "member", "monitor", "admin")] == [
+        False,
+        False,
+        True,
+        True,
+    ]
+
+
+def test_placeholder_secret_refuses_to_start() -> None:
+    with pytest.raises(SystemExit, match="placeholder"):
+        ChatSettings(chat_jwt_secret="change-me-please").check()
+    ChatSettings(chat_jwt_secret="").check()  # empty is allowed: no member tokens
+
+
+def test_command_line_mints_a_token() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "services.chat.token", "Moe", "--role", "admin"],
+        env={**os.environ, "CHAT_JWT_SECRET": KEY},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    identity = verify(out.stdout.strip(), KEY)
+    assert (identity.name, identity.role) == ("Moe", "admin")
+    missing = subprocess.run(
+        [sys.executable, "-m", "services.chat.token", "Moe"],
+        env={k: v for k, v in os.environ.items() if k != "CHAT_JWT_SECRET"},
+        capture_output=True,
+        text=True,
+    )
+    assert missing.returncode == 2 and "CHAT_JWT_SECRET" in missing.stderr
+
+
+def test_chat_process_will_not_start_with_a_placeholder_secret() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "services.chat"],
+        env={**os.environ, "CHAT_JWT_SECRET": "change-me-in-production", "CHAT_PORT": "1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode != 0
+    assert "CHAT_JWT_SECRET" in out.stderr
