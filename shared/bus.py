@@ -25,7 +25,7 @@ from nats.js.kv import KeyValue
 from shared.settings import CommonSettings
 from shared.subjects import EVENT_SUBJECTS, EVENTS_STREAM
 
-__all__ = ["SUBSCRIPTIONS_BUCKET", "Bus", "BusHolder", "connect"]
+__all__ = ["SUBSCRIPTIONS_BUCKET", "Bus", "BusHolder", "connect", "ensure_key_value"]
 
 SUBSCRIPTIONS_BUCKET = "volano_subscriptions"
 
@@ -103,6 +103,20 @@ async def _ensure_stream(js: JetStreamContext, settings: CommonSettings) -> None
             await asyncio.sleep(1)
 
 
+async def ensure_key_value(js: JetStreamContext, config: KeyValueConfig) -> KeyValue:
+    """Open a KV bucket, creating it if needed; a bucket that exists with other replicas (an
+    operator changed `NATS_REPLICAS`) has its backing stream scaled to the wanted number."""
+    try:
+        return await js.create_key_value(config)
+    except BadRequestError:
+        info = await js.stream_info(f"KV_{config.bucket}")
+        if info.config.num_replicas != config.replicas:
+            log.info("scaling bucket %s to %s replicas", config.bucket, config.replicas)
+            info.config.num_replicas = config.replicas
+            await js.update_stream(info.config)
+        return await js.key_value(config.bucket)
+
+
 async def _ensure_bucket(js: JetStreamContext, settings: CommonSettings) -> KeyValue:
     config = KeyValueConfig(
         bucket=SUBSCRIPTIONS_BUCKET,
@@ -112,7 +126,7 @@ async def _ensure_bucket(js: JetStreamContext, settings: CommonSettings) -> KeyV
     )
     for attempt in range(30):
         try:
-            return await js.create_key_value(config)
+            return await ensure_key_value(js, config)
         except Exception as exc:
             if attempt == 29:
                 raise

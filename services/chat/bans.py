@@ -15,7 +15,7 @@ from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from services.chat.protocol import ChatError
-from shared.bus import BusHolder
+from shared.bus import BusHolder, ensure_key_value
 
 __all__ = ["BANS_BUCKET", "Bans", "ban_keys", "remaining_s"]
 
@@ -62,13 +62,14 @@ class Bans:
         if bus is None or not bus.connected:
             raise ChatError("unavailable", "the chat cannot check bans right now; try again")
         try:
-            self._kv = await bus.js.create_key_value(
+            self._kv = await ensure_key_value(
+                bus.js,
                 KeyValueConfig(
                     bucket=BANS_BUCKET,
                     history=1,
                     storage=StorageType.FILE,
                     replicas=self._replicas,
-                )
+                ),
             )
         except Exception as exc:
             log.warning("cannot open the bans bucket: %s", exc)

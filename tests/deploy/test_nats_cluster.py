@@ -123,10 +123,14 @@ async def test_prod_nats_forms_a_replicated_jetstream_that_survives_a_lame_duck_
     for node in nodes:
         for path in (probes["startupProbe"], probes["livenessProbe"]):
             await asyncio.to_thread(wait_healthy, node, path)
+    # First as a one-replica installation, then as the manifest says: an operator raising
+    # NATS_REPLICAS on a live installation gets the stream and the bucket scaled up.
     settings = CommonSettings(
-        nats_url=",".join(f"nats://127.0.0.1:{n.client}" for n in nodes),
-        nats_replicas=int(config["NATS_REPLICAS"]),
+        nats_url=",".join(f"nats://127.0.0.1:{n.client}" for n in nodes), nats_replicas=1
     )
+    bus = await asyncio.wait_for(connect(settings, "k8s-test"), 60)
+    await bus.close()
+    settings.nats_replicas = int(config["NATS_REPLICAS"])
     bus = await asyncio.wait_for(connect(settings, "k8s-test"), 60)
     try:
         events = await bus.js.stream_info(EVENTS_STREAM)
@@ -138,6 +142,18 @@ async def test_prod_nats_forms_a_replicated_jetstream_that_survives_a_lame_duck_
         # The manifest's preStop, as the kubelet runs it, on the node that leads the stream.
         # The client moves to the other nodes first, as lame-duck mode would make it do (over
         # lame_duck_grace_period, 10 s: too long to wait for here).
+        for _ in range(150):  # streams just scaled up elect a leader and catch their peers up
+            infos = [events, await bus.js.stream_info(f"KV_{SUBSCRIPTIONS_BUCKET}")]
+            if all(
+                i.cluster
+                and i.cluster.leader
+                and i.cluster.replicas
+                and all(r.current for r in i.cluster.replicas)
+                for i in infos
+            ):
+                break
+            await asyncio.sleep(0.2)
+            events = await bus.js.stream_info(EVENTS_STREAM)
         leader = events.cluster.leader if events.cluster else None
         victim = next(n for n in nodes if n.name == leader)
         await bus.close()
