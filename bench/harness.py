@@ -168,15 +168,22 @@ def summarise(results: list[RunResult], modes: list[str]) -> str:
         lines.append(f"rooms={rooms}")
         base = medians.get("baseline")
         for mode, med in medians.items():
-            runs = ", ".join(f"{r.score:,.0f}" for r in at if r.mode == mode)
+            of_mode = [r for r in at if r.mode == mode]
+            runs = ", ".join(f"{r.score:,.0f}" for r in of_mode)
             ratio = f"  ratio/baseline {med / base:.2f}" if base and mode != "baseline" else ""
-            lines.append(f"  {mode:<10} median {med:>9,.0f} msg/s{ratio}   runs: {runs}")
+            # server CPU per chat message sent (each is fanned out to the whole room)
+            us = statistics.median(1e6 * r.cpu_s["server"] / max(1, r.sent) for r in of_mode)
+            lines.append(
+                f"  {mode:<10} median {med:>9,.0f} msg/s{ratio}   server CPU {us:,.0f} us "
+                f"per chat message   runs: {runs}"
+            )
         for r in at:
             if r.lag is not None:
                 lines.append(
-                    f"  callbacks pair {r.pair}: delivered {r.lag['delivered']:,} of "
-                    f"{r.lag['events']:,} events by the end of the run; undelivered "
-                    f"{r.lag['undelivered']:,} (stream holds {r.lag['stream_messages']:,})"
+                    f"  callbacks pair {r.pair}: {r.lag['events']:,} events during the run "
+                    f"(create, enter, chat); when the client finished, {r.lag['delivered']:,} "
+                    f"delivered, {r.lag['undelivered']:,} undelivered "
+                    f"(stream holds {r.lag['stream_messages']:,}; exits included)"
                 )
     return "\n".join(lines)
 
