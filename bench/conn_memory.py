@@ -23,7 +23,7 @@ from collections import Counter
 import uvicorn
 
 from bench.stack import Stack
-from bench.util import free_port, raise_nofile
+from bench.util import free_port, install_uvloop, raise_nofile
 
 __all__ = ["main"]
 
@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=20)
     args = parser.parse_args(argv)
     raise_nofile()
+    install_uvloop()  # as uvicorn picks it for `python -m services.chat`
     with Stack() as stack:
         stack.nats()
         asyncio.run(_measure(args.count, stack, args.top))
