@@ -31,6 +31,7 @@ from bench.util import (
     free_port,
     install_uvloop,
     load_average,
+    quick_mode,
     raise_nofile,
     rss_bytes,
     wait_for_port,
@@ -184,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="idle websocket connections: memory and time")
     parser.add_argument("--worker", nargs=4, metavar=("URL", "SOURCE", "FIRST", "COUNT"))
     parser.add_argument("--hold", type=float, default=600.0, help="worker: longest idle hold")
-    parser.add_argument("--counts", default=os.environ.get("CONN_COUNTS", "10000"))
+    default_counts = "1000" if quick_mode() else "10000"
+    parser.add_argument("--counts", default=os.environ.get("CONN_COUNTS", default_counts))
     parser.add_argument("--targets", default=os.environ.get("CONN_TARGETS", "chat,baseline"))
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)

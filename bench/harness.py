@@ -31,7 +31,7 @@ import httpx
 
 from bench.lag import dispatcher_lag
 from bench.stack import ROOT, Proc, Stack, cpu_seconds
-from bench.util import free_port, load_average, raise_nofile, wait_for_port
+from bench.util import free_port, load_average, quick_mode, raise_nofile, wait_for_port
 
 __all__ = ["MODES", "RunResult", "main", "run_once"]
 
@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modes", default=env("BENCH_MODES", ",".join(MODES)))
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--messages", type=int, default=int(env("BENCH_MESSAGES", "100")))
-    parser.add_argument("--quick", action="store_true", default=bool(env("BENCH_QUICK")))
+    parser.add_argument("--quick", action="store_true", default=quick_mode())
     parser.add_argument("--out", type=Path, default=None, help="JSON lines file")
     parser.add_argument("--plot", type=Path, default=None, help="write a PNG here")
     args = parser.parse_args(argv)

@@ -12,6 +12,7 @@ __all__ = [
     "free_port",
     "install_uvloop",
     "load_average",
+    "quick_mode",
     "raise_nofile",
     "rss_bytes",
     "wait_for_port",
@@ -32,6 +33,11 @@ def wait_for_port(port: int, timeout: float = 30.0, host: str = "127.0.0.1") -> 
                 return
         time.sleep(0.05)
     raise TimeoutError(f"nothing listens on {host}:{port}")
+
+
+def quick_mode() -> bool:
+    """`BENCH_QUICK=1`: the smoke-test sizes (`make bench BENCH_QUICK=1`)."""
+    return os.environ.get("BENCH_QUICK", "") not in ("", "0")
 
 
 def raise_nofile() -> int:
