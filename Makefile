@@ -35,7 +35,7 @@ check: lint typecheck test
 
 # VolanoMark and connection scale (docs/benchmarks.md); not part of `make test`.
 # Knobs: BENCH_ROOMS=10,20,50 BENCH_PAIRS=3 BENCH_MODES=baseline,nats,callbacks
-# CONN_COUNTS=1000,10000 CONN_TARGETS=chat,baseline; BENCH_QUICK=1 for a smoke test (~2 min).
+# CONN_COUNTS=1000,10000 CONN_TARGETS=chat,baseline; BENCH_QUICK=1 for a smoke test (~1 min).
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench.harness $(BENCH_ARGS)
 	$(BIN)/python -m bench.connections $(CONN_ARGS)

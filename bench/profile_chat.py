@@ -38,8 +38,9 @@ CATEGORIES: list[tuple[str, tuple[str, ...]]] = [
     ),
     ("ASGI receive / starlette websocket", ("starlette/websockets.py", "starlette/routing.py")),
     ("chat logic (services/chat)", ("services/chat/",)),
-    ("event loop / asyncio internals", ("asyncio/", "uvloop")),
 ]
+# Every stack starts in asyncio's runner, so the rest is not split further.
+REST = "rest (event loop, asyncio machinery, idle polling)"
 
 
 def _frames(stack: str) -> list[str]:
@@ -67,7 +68,7 @@ def rank(raw: Path, top: int = 25) -> str:
                 categories[label] += count
                 break
         else:
-            categories["other (idle, selectors, ...)"] += count
+            categories[REST] += count
     if total == 0:
         return "no samples"
     out = [f"{total} samples"]
