@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
 
 .PHONY: run test lint typecheck check bench clean
 
@@ -11,6 +12,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $(STAMP)
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	@touch $(BENCH_STAMP)
 
 run: $(STAMP)
 	$(BIN)/python scripts/run.py
@@ -21,13 +26,21 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check shared services tests scripts
-	$(BIN)/ruff format --check shared services tests scripts
+	$(BIN)/ruff check shared services tests scripts bench
+	$(BIN)/ruff format --check shared services tests scripts bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+	$(BIN)/mypy bench
 
 check: lint typecheck test
+
+# VolanoMark and connection scale (docs/benchmarks.md); not part of `make test`.
+# Knobs: BENCH_ROOMS=10,20,50 BENCH_PAIRS=3 BENCH_MODES=baseline,nats,callbacks
+# CONN_COUNTS=1000,10000 CONN_TARGETS=chat,baseline; BENCH_QUICK=1 for a smoke test (~1 min).
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m bench.harness $(BENCH_ARGS)
+	$(BIN)/python -m bench.connections $(CONN_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis
