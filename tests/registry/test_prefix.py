@@ -95,7 +95,7 @@ MALFORMED = [
     "http://hooks.example.com/a?b=%0D%0A",
     "http://hooks.example.com/cb/..;/admin",
     "http://hooks.example.com/cb/.;x/admin",
-    "http://hооks.example.com/cb",  # Cyrillic o's
+    "http://h\u043e\u043eks.example.com/cb",  # Cyrillic o's
     "http://hooks.example.com/caf\u00e9",
     "http://" + "a" * 64 + ".com/",
     "http://h/" + "a" * MAX_URL_LENGTH,
@@ -184,7 +184,7 @@ HOSTILE = [
     "http://hooks.example..evil.net/",
     "http://hooks-example/",
     "http://h00ks.example/",
-    "http://hооks.example/",  # Cyrillic o's
+    "http://h\u043e\u043eks.example/",  # Cyrillic o's
     "http://xn--hks-qdda.example/",  # punycode of the look-alike
     "http://hooks.example%2eevil.net/",
     "http://hooks%2eexample/",
