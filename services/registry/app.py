@@ -230,12 +230,20 @@ class Maintenance:
     def __init__(self, holder: BusHolder) -> None:
         self.holder = holder
         self.changed = asyncio.Event()
+        self.stopping = False
+
+    async def stop(self, task: asyncio.Task[None]) -> None:
+        """Cancel until it is done: on 3.11, a `wait_for` inside nats-py can swallow one."""
+        self.stopping = True
+        while not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=0.5)
 
     async def run(self) -> None:
         bus = await self.holder.wait()
         loop = asyncio.get_running_loop()
         next_sweep = loop.time()
-        while True:
+        while not self.stopping:
             try:
                 if loop.time() >= next_sweep:
                     next_sweep = loop.time() + SWEEP_EVERY_S
@@ -248,8 +256,10 @@ class Maintenance:
             except Exception as exc:
                 log.warning("registry upkeep failed: %s", exc)
             self.changed.clear()
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.changed.wait(), COUNT_EVERY_S)
+                async with asyncio.timeout(COUNT_EVERY_S):
+                    await self.changed.wait()
             await asyncio.sleep(1.0)  # at most one count a second, however busy
 
 
@@ -265,9 +275,13 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         holder.start()
         task = asyncio.create_task(maintenance.run(), name="registry-upkeep")
         yield
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await holder.close()
+        await maintenance.stop(task)
+        try:
+            await holder.close()
+        except nats.errors.Error:  # drain refuses while reconnecting: close without it
+            if holder.bus is not None:
+                with contextlib.suppress(Exception):  # the socket may be gone already
+                    await holder.bus.nc.close()
 
     app = FastAPI(
         title="Volano event registry",
