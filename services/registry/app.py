@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import Counter, Gauge
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.registry.cursor import CursorError, decode_cursor, encode_cursor
@@ -311,6 +312,27 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         )
 
     default_validation_handler = app.exception_handlers[RequestValidationError]
+    default_http_handler = app.exception_handlers[StarletteHTTPException]
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: Exception) -> Response:
+        """FastAPI answers 400 to a body it cannot decode (not UTF-8); SPEC §3 says 422."""
+        if isinstance(exc, StarletteHTTPException) and exc.status_code == 400:
+            REGISTRATIONS.labels("malformed").inc()
+            return JSONResponse(
+                {
+                    "detail": [
+                        {
+                            "loc": ["body"],
+                            "msg": "body is not valid JSON text (UTF-8)",
+                            "type": "json_invalid",
+                        }
+                    ]
+                },
+                status_code=422,
+            )
+        response: Response = await default_http_handler(request, exc)  # type: ignore[misc]
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: Exception) -> Response:

@@ -145,7 +145,15 @@ async def test_bad_input_is_422_with_a_clear_message(
 
 
 @pytest.mark.parametrize(
-    "raw", [b"{", b'{"room": "Lobby", "url": ', b"\xff\xfe", b"", b'{"room": "a"} x']
+    "raw",
+    [
+        b"{",
+        b'{"room": "Lobby", "url": ',
+        b"\xff\xfe",
+        b"",
+        b'{"room": "a"} x',
+        b"\x10\x12\x14\xb0v",
+    ],
 )
 async def test_malformed_json_is_422(client: httpx.AsyncClient, raw: bytes) -> None:
     response = await client.post(
