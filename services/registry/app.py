@@ -238,7 +238,7 @@ class Maintenance:
         self.stopping = True
         while not task.done():
             task.cancel()
-            await asyncio.wait({task}, timeout=0.5)
+            await asyncio.wait({task}, timeout=0.05)
 
     async def run(self) -> None:
         bus = await self.holder.wait()

@@ -421,7 +421,8 @@ def test_refuses_to_start(settings: dict[str, str], message: str) -> None:
 # --- NATS trouble, halfway failures, metrics ---------------------------------------------------
 
 
-async def test_nats_down_is_503(client: httpx.AsyncClient, nats_server: NatsServer) -> None:
+async def test_nats_down_is_503(make_client: ClientFactory, nats_server: NatsServer) -> None:
+    client = await make_client(nats_url=nats_server.url)  # a server of its own, to stop
     nats_server.stop()
     for _ in range(50):
         if not client.bus.connected:  # type: ignore[attr-defined]
