@@ -68,7 +68,9 @@ CallbackUrl = Annotated[
         max_length=MAX_URL_LENGTH,
         description="Absolute http(s) URL that receives the room's events, one XML document "
         "per POST. At most 2048 characters, no user-info (`user@`), no fragment (`#`), "
-        "strict RFC 3986 syntax. It must lie under one of the operator's "
+        "strict RFC 3986 syntax, and nothing a server could read as another path (`%2F`, "
+        "`%5C`, encoded control characters, `..;` segments). It must lie under one of the "
+        "operator's "
         "`EVENT_CALLBACK_PREFIX` prefixes (else 403). Stored in normal form: scheme and host "
         "lower-case, default port dropped, dot-segments resolved, escapes of unreserved "
         "characters decoded.",
