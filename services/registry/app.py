@@ -307,9 +307,10 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         log.warning("NATS unavailable for %s %s: %r", request.method, request.url.path, exc)
         if request.url.path in ("/v1/subscriptions", "/servlet/register"):
             REGISTRATIONS.labels("unavailable").inc()
-        return JSONResponse(
-            {"detail": "NATS is unavailable"}, status_code=503, headers={"Retry-After": "1"}
-        )
+        detail = "NATS is unavailable"
+        if isinstance(exc, RegistryBusyError):
+            detail = "another registry is changing this subscription; retry"
+        return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": "1"})
 
     default_validation_handler = app.exception_handlers[RequestValidationError]
     default_http_handler = app.exception_handlers[StarletteHTTPException]

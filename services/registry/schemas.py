@@ -52,8 +52,8 @@ def check_url(value: str) -> str:
 Room = Annotated[
     str,
     Field(
-        min_length=1,
-        max_length=ROOM_MAX,
+        # the length is checked after trimming (as the chat service does), so only documented
+        json_schema_extra={"minLength": 1, "maxLength": ROOM_MAX},
         description="Room name, 1-100 characters after trimming white space, no control "
         "characters (the chat service's rule). Trimmed before it is stored.",
         examples=["Lobby"],

@@ -9,7 +9,10 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import os
 import signal
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -20,7 +23,7 @@ import pytest
 from shared.codec import parse
 from shared.events import ChatEvent, to_json
 from shared.subjects import EVENTS_STREAM, event_subject
-from tests.conftest import API_TOKEN, CallbackReceiver, System
+from tests.conftest import API_TOKEN, ROOT, CallbackReceiver, System, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -219,3 +222,17 @@ async def test_two_registries_at_once_lose_and_duplicate_nothing(system: System)
     finally:
         await nc.close()
     assert consumers == ids - set(half)  # one consumer each, no orphan, none lost
+
+
+def test_refuses_to_start_without_a_token() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
+    env.update(REGISTRY_API_TOKENS=" , ", REGISTRY_PORT=str(free_port()), BIND_HOST="127.0.0.1")
+    done = subprocess.run(
+        [sys.executable, "-m", "services.registry"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert b"REGISTRY_API_TOKENS is empty" in done.stderr
