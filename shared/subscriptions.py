@@ -75,7 +75,7 @@ __all__ = [
 ACK_WAIT_S = 30.0
 
 REGISTRY_BUCKET = "volano_registry"
-LEASE_S = 5.0  # a create or delete holds its id's lease at most this long
+LEASE_S = 15.0  # a create or delete holds its id's lease at most this long (renewed once)
 LEASE_WAIT_S = LEASE_S + 2.0  # so a waiter always outlasts a lease whose holder died
 MAX_SCAN = 1000  # stream messages one page may look at (skipping deleted ones)
 
@@ -162,13 +162,34 @@ async def _registry_bucket(bus: Bus, replicas: int | None) -> KeyValue | None:
     return found
 
 
+class _Lease:
+    """A held lease on one id; `confirm` renews it, or raises if another took it over."""
+
+    def __init__(self, bucket: KeyValue | None, key: str, revision: int) -> None:
+        self.bucket = bucket
+        self.key = key
+        self.revision = revision
+
+    async def confirm(self) -> None:
+        """Call before a write that must not race: after it, the lease is ours for `LEASE_S`."""
+        if self.bucket is None:
+            return
+        value = json.dumps({"until": time.time() + LEASE_S}).encode()
+        try:
+            self.revision = await self.bucket.update(self.key, value, last=self.revision)
+        except KeyWrongLastSequenceError:
+            raise RegistryBusyError(
+                f"lease on {self.key} lost: this took over {LEASE_S} s"
+            ) from None
+
+
 @contextlib.asynccontextmanager
-async def _lease(bucket: KeyValue | None, sub_id: str) -> AsyncIterator[None]:
+async def _lease(bucket: KeyValue | None, sub_id: str) -> AsyncIterator[_Lease]:
     """Hold `sub_id`'s lease: one create or delete of that id at a time, across replicas."""
-    if bucket is None:  # no registry has ever run: nothing to serialise with
-        yield
-        return
     key = f"lock.{sub_id}"
+    if bucket is None:  # no registry has ever run: nothing to serialise with
+        yield _Lease(None, key, 0)
+        return
     give_up = time.monotonic() + LEASE_WAIT_S
     revision: int | None = None
     while revision is None:
@@ -189,11 +210,12 @@ async def _lease(bucket: KeyValue | None, sub_id: str) -> AsyncIterator[None]:
         if time.monotonic() > give_up:
             raise RegistryBusyError(sub_id)
         await asyncio.sleep(0.02)
+    lease = _Lease(bucket, key, revision)
     try:
-        yield
+        yield lease
     finally:
-        with contextlib.suppress(Exception):
-            await bucket.delete(key, last=revision)
+        with contextlib.suppress(Exception):  # taken over meanwhile: not ours to release
+            await bucket.delete(key, last=lease.revision)
 
 
 # --- the store ---------------------------------------------------------------------------------
@@ -226,7 +248,7 @@ async def create_subscription(
     if existing is not None:
         return existing, False
     bucket = await _registry_bucket(bus, replicas)
-    async with _lease(bucket, sub_id):
+    async with _lease(bucket, sub_id) as lease:
         existing = await get_subscription(bus, sub_id)
         if existing is not None:
             return existing, False
@@ -239,12 +261,15 @@ async def create_subscription(
         subscription = Subscription(sub_id, room, url, new_secret(), _now())
         try:
             await bucket.put(_index_key(room, sub_id), sub_id.encode())
+            await lease.confirm()  # NATS was so slow that another took over: stop here
             await bus.subscriptions.create(sub_id, subscription.to_json())
         except KeyWrongLastSequenceError:  # only a writer that bypassed the lease gets here
             existing = await get_subscription(bus, sub_id)
             if existing is None:
                 raise
             return existing, False
+        except RegistryBusyError:
+            raise  # the consumer is the new lease holder's business now
         except BaseException:
             # Undo what we can; what we cannot (NATS gone) the next attempt or the sweep heals.
             # A write whose answer was lost may have been stored: then keep its consumer.
@@ -264,11 +289,12 @@ async def delete_subscription(bus: Bus, sub_id: str) -> bool:
     if await _get_entry(bus, sub_id) is None:
         return False
     bucket = await _registry_bucket(bus, None)
-    async with _lease(bucket, sub_id):
+    async with _lease(bucket, sub_id) as lease:
         found = await _get_entry(bus, sub_id)
         if found is None:
             return False
         subscription, revision = found
+        await lease.confirm()
         with contextlib.suppress(NotFoundError):
             await bus.js.delete_consumer(EVENTS_STREAM, sub_id)
         try:
