@@ -305,7 +305,10 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
     @app.exception_handler(TimeoutError)
     async def unavailable(request: Request, exc: Exception) -> JSONResponse:
         log.warning("NATS unavailable for %s %s: %r", request.method, request.url.path, exc)
-        if request.url.path in ("/v1/subscriptions", "/servlet/register"):
+        if (request.method, request.url.path) in (
+            ("POST", "/v1/subscriptions"),
+            ("GET", "/servlet/register"),
+        ):
             REGISTRATIONS.labels("unavailable").inc()
         detail = "NATS is unavailable"
         if isinstance(exc, RegistryBusyError):
