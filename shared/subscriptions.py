@@ -241,8 +241,13 @@ async def create_subscription(
 ) -> tuple[Subscription, bool]:
     """Store a registration; returns it and whether it is new (False: it existed already).
 
-    In force when this returns: its consumer exists before its entry is written.
+    In force when this returns: its consumer exists before its entry is written. Once begun,
+    it runs to its end even if the caller is cancelled (shielded).
     """
+    return await asyncio.shield(_create(bus, room, url, replicas))
+
+
+async def _create(bus: Bus, room: str, url: str, replicas: int) -> tuple[Subscription, bool]:
     sub_id = subscription_id(room, url)
     existing = await get_subscription(bus, sub_id)
     if existing is not None:
@@ -284,8 +289,14 @@ async def delete_subscription(bus: Bus, sub_id: str) -> bool:
     """End a registration: its consumer, its entry and its index key go. True if it existed.
 
     The consumer goes first: a registration is never left with an entry the dispatcher would
-    serve from someone else's consumer.
+    serve from someone else's consumer. Once begun, it runs to its end even if the caller is
+    cancelled (the dispatcher's worker that ends its own registration is cancelled by the
+    supervisor as soon as the entry goes).
     """
+    return await asyncio.shield(_delete(bus, sub_id))
+
+
+async def _delete(bus: Bus, sub_id: str) -> bool:
     if await _get_entry(bus, sub_id) is None:
         return False
     bucket = await _registry_bucket(bus, None)
