@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -384,3 +385,23 @@ def test_admission_depends_only_on_the_normal_form(prefix: str, url: str) -> Non
     assert prefixes.admits(url) == prefixes.admits(normalise_url(url))
     if prefixes.admits(url):
         assert normalise_url(url).startswith(str(p._replace(query=None)).rstrip("/"))
+
+
+@given(st.text(max_size=80) | st.from_regex(r"https?://[\x21-\x7e]{0,40}", fullmatch=True))
+def test_anything_is_parsed_or_refused_as_malformed(text: str) -> None:
+    try:
+        normal = normalise_url(text)
+    except UrlError:
+        return
+    assert normalise_url(normal) == normal
+
+
+@given(urls())
+def test_the_dispatchers_http_client_reads_the_normal_form_as_we_do(url: str) -> None:
+    """What is stored is what is called: httpx sees the same host, port and path."""
+    u = parse_url(url)
+    seen = httpx.URL(str(u))
+    assert seen.scheme == u.scheme
+    assert seen.host == u.host.strip("[]")
+    assert seen.port == u.port
+    assert seen.raw_path.decode() == u.path + ("" if u.query is None else f"?{u.query}")
