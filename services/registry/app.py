@@ -202,6 +202,13 @@ def _created(sub: Subscription) -> SubscriptionCreated:
     )
 
 
+def _printable(value: Any) -> Any:
+    """Strings made encodable as UTF-8 (a lone surrogate becomes "?"); other values as they are."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    return value
+
+
 def _valid_id(sub_id: str) -> bool:
     return len(sub_id) == 28 and sub_id.startswith("sub_") and sub_id[4:].isalnum()
 
@@ -340,10 +347,22 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: Exception) -> Response:
+        """FastAPI's 422 shape, without echoing the input: it may be large, and a lone
+        surrogate in it cannot even be encoded (FastAPI's own handler would answer 500)."""
         if request.method == "POST" and request.url.path == "/v1/subscriptions":
             REGISTRATIONS.labels("malformed").inc()
-        response: Response = await default_validation_handler(request, exc)  # type: ignore[misc]
-        return response
+        if not isinstance(exc, RequestValidationError):  # pragma: no cover
+            response: Response = await default_validation_handler(request, exc)  # type: ignore[misc]
+            return response
+        errors = [
+            {
+                "loc": [_printable(part) for part in error.get("loc", ())],
+                "msg": _printable(error.get("msg", "")),
+                "type": _printable(error.get("type", "")),
+            }
+            for error in exc.errors()
+        ]
+        return JSONResponse({"detail": errors}, status_code=422)
 
     def registered(created: bool) -> None:
         REGISTRATIONS.labels("created" if created else "existing").inc()

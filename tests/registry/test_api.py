@@ -121,6 +121,8 @@ BAD_BODIES: list[tuple[Any, str]] = [
     ({"room": "new\nline", "url": URL}, "room"),
     ({"room": "nul\x00", "url": URL}, "room"),
     ({"room": "del\x7f", "url": URL}, "room"),
+    ({"room": "c1\x85c1", "url": URL}, "room"),
+    ({"room": "nonchar\uffff", "url": URL}, "room"),
     ({"room": 5, "url": URL}, "room"),
     ({"room": None, "url": URL}, "room"),
     ({"room": ["Lobby"], "url": URL}, "room"),
@@ -171,6 +173,21 @@ async def test_malformed_json_is_422(client: httpx.AsyncClient, raw: bytes) -> N
     )
     assert response.status_code == 422, response.text
     assert response.json()["detail"]
+
+
+async def test_lone_surrogate_in_room_is_422(client: httpx.AsyncClient) -> None:
+    body = b'{"room": "lone \\ud800", "url": "' + URL.encode() + b'"}'
+    response = await client.post(
+        "/v1/subscriptions", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    assert "control characters" in response.json()["detail"][0]["msg"]
+    extra = b'{"room": "a", "url": "' + URL.encode() + b'", "\\udc00": 1}'
+    response = await client.post(
+        "/v1/subscriptions", content=extra, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"][0] == "body"  # 422, not a 500 on encoding it
 
 
 async def test_room_messages_say_what_is_wrong(client: httpx.AsyncClient) -> None:
