@@ -111,17 +111,35 @@ def authorise(
 ) -> None:
     """Bearer token check, in constant time against every configured token (hashed first, so
     neither a token's length nor which one matched shows in the timing)."""
+    if not _token_ok(request, credentials.credentials if credentials else ""):
+        raise HTTPException(401, UNAUTHORISED_DETAIL, headers={"WWW-Authenticate": "Bearer"})
+
+
+UNAUTHORISED_DETAIL = "missing or wrong bearer token"
+
+
+def _token_ok(request: Request, given_token: str) -> bool:
     tokens: list[bytes] = request.app.state.token_digests
     if not tokens:
-        return  # REGISTRY_ALLOW_NO_AUTH=true
-    given = _digest(credentials.credentials.encode() if credentials else b"")
+        return True  # REGISTRY_ALLOW_NO_AUTH=true
+    given = _digest(given_token.encode())
     matched = False
     for token in tokens:
         matched |= hmac.compare_digest(given, token)
-    if not matched:
-        raise HTTPException(
-            401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
-        )
+    return matched
+
+
+def _header_token_ok(request: Request) -> bool:
+    """The token check for answers made before the route's dependencies ran: FastAPI parses
+    the JSON body first, and a stranger must get 401, not a critique of its JSON."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return _token_ok(request, token.strip() if scheme.lower() == "bearer" else "")
+
+
+def _unauthorised() -> JSONResponse:
+    return JSONResponse(
+        {"detail": UNAUTHORISED_DETAIL}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
+    )
 
 
 def current_bus(request: Request) -> Bus:
@@ -329,6 +347,8 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
     async def http_error(request: Request, exc: Exception) -> Response:
         """FastAPI answers 400 to a body it cannot decode (not UTF-8); SPEC §3 says 422."""
         if isinstance(exc, StarletteHTTPException) and exc.status_code == 400:
+            if not _header_token_ok(request):
+                return _unauthorised()
             REGISTRATIONS.labels("malformed").inc()
             return JSONResponse(
                 {
@@ -349,6 +369,8 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
     async def invalid(request: Request, exc: Exception) -> Response:
         """FastAPI's 422 shape, without echoing the input: it may be large, and a lone
         surrogate in it cannot even be encoded (FastAPI's own handler would answer 500)."""
+        if not _header_token_ok(request):
+            return _unauthorised()
         if request.method == "POST" and request.url.path == "/v1/subscriptions":
             REGISTRATIONS.labels("malformed").inc()
         if not isinstance(exc, RequestValidationError):  # pragma: no cover

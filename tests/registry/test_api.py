@@ -407,6 +407,22 @@ async def test_every_api_route_needs_a_token(
     assert (await client.get("/v1/subscriptions", headers=AUTH)).json()["items"] == []
 
 
+@pytest.mark.parametrize("raw", [b"{bad", b"\x10\x12\xb0", b'{"room": ""}'])
+async def test_a_stranger_gets_401_not_a_critique_of_its_body(
+    client: httpx.AsyncClient, raw: bytes
+) -> None:
+    client.headers.pop("authorization")
+    for headers in ({}, {"authorization": "Bearer wrong"}):
+        response = await client.post(
+            "/v1/subscriptions",
+            content=raw,
+            headers={"content-type": "application/json", **headers},
+        )
+        assert response.status_code == 401, response.text
+    bad_query = await client.get("/v1/subscriptions", params={"limit": 0})
+    assert bad_query.status_code == 401
+
+
 async def test_health_and_docs_need_no_token(client: httpx.AsyncClient) -> None:
     client.headers.pop("authorization")
     for path in ("/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"):
