@@ -58,7 +58,12 @@ def health_router(is_ready: Callable[[], bool]) -> APIRouter:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @router.get("/readyz", summary="Readiness: NATS is reachable", responses={503: {}})
+    @router.get(
+        "/readyz",
+        summary="Readiness: NATS is reachable",
+        response_class=PlainTextResponse,
+        responses={503: {"description": "NATS unreachable", "content": {"text/plain": {}}}},
+    )
     async def readyz() -> Response:
         if is_ready():
             return PlainTextResponse("ready\n")

@@ -1,35 +1,170 @@
-"""The registry's JSON bodies, as integrators see them in `/docs`."""
+"""The registry's JSON bodies and the checks on their fields, as integrators see them in `/docs`."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import re
+from typing import Annotated
 
-__all__ = ["SubscriptionCreate", "SubscriptionList", "SubscriptionOut"]
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from services.registry.prefix import MAX_URL_LENGTH, UrlError, normalise_url
+
+__all__ = [
+    "ROOM_MAX",
+    "Error",
+    "Room",
+    "SubscriptionCreate",
+    "SubscriptionCreated",
+    "SubscriptionList",
+    "SubscriptionOut",
+    "check_room",
+    "check_url",
+]
+
+ROOM_MAX = 100  # as the chat service (SPEC §4)
+# What the chat service refuses in a name: control characters (Cc), lone surrogates (Cs) and
+# U+FFFE/U+FFFF, none of which XML 1.0 can carry. A room the chat cannot have is refused here.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+EXAMPLE_ID = "sub_3qbmd2nuzvrhahc5ojlcfk4b"
+EXAMPLE_URL = "https://hooks.example.com/volano"
+EXAMPLE_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw8kzF3Vj4Qb0="
+
+
+def check_room(value: str) -> str:
+    """A room name as the chat service accepts it: trimmed, 1-100 characters, no controls."""
+    room = value.strip()
+    if not room:
+        raise ValueError("room name must not be empty or only white space")
+    if len(room) > ROOM_MAX:
+        raise ValueError(f"room name is longer than {ROOM_MAX} characters")
+    if _CONTROL.search(room):
+        raise ValueError("room name must not contain control characters")
+    return room
+
+
+def check_url(value: str) -> str:
+    """An absolute http(s) URL, at most 2048 characters, no user-info, no fragment;
+    returned in its normal form (the form that is stored and called)."""
+    try:
+        return normalise_url(value)
+    except UrlError as exc:
+        raise ValueError(str(exc)) from None
+
+
+Room = Annotated[
+    str,
+    Field(
+        # the length is checked after trimming (as the chat service does), so only documented
+        json_schema_extra={"minLength": 1, "maxLength": ROOM_MAX},
+        description="Room name, 1-100 characters after trimming white space, no control "
+        "characters (the chat service's rule). Trimmed before it is stored.",
+        examples=["Lobby"],
+    ),
+    AfterValidator(check_room),
+]
+
+CallbackUrl = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_URL_LENGTH,
+        description="Absolute http(s) URL that receives the room's events, one XML document "
+        "per POST. At most 2048 characters, no user-info (`user@`), no fragment (`#`), "
+        "strict RFC 3986 syntax, and nothing a server could read as another path (`%2F`, "
+        "`%5C`, encoded control characters, `..;` segments). It must lie under one of the "
+        "operator's "
+        "`EVENT_CALLBACK_PREFIX` prefixes (else 403). Stored in normal form: scheme and host "
+        "lower-case, default port dropped, dot-segments resolved, escapes of unreserved "
+        "characters decoded.",
+        examples=[EXAMPLE_URL],
+    ),
+    AfterValidator(check_url),
+]
+
+
+class Error(BaseModel):
+    """Every error but 422 has this body."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"detail": "unauthorized URL"}]})
+
+    detail: str = Field(description="what went wrong, for a human")
 
 
 class SubscriptionCreate(BaseModel):
+    """A registration request. Unknown fields are refused (422)."""
+
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={
-            "examples": [{"room": "Lobby", "url": "https://hooks.example.com/volano"}]
-        },
+        json_schema_extra={"examples": [{"room": "Lobby", "url": EXAMPLE_URL}]},
     )
 
-    room: str = Field(min_length=1, max_length=100, description="room name, 1-100 characters")
-    url: str = Field(min_length=1, max_length=2048, description="absolute http(s) callback URL")
+    room: Room
+    url: CallbackUrl
 
 
 class SubscriptionOut(BaseModel):
-    id: str = Field(description="subscription id")
-    room: str
-    url: str
-    secret: str | None = Field(
-        None,
-        description="signing secret (whsec_...), returned only when the subscription is created",
+    """A registration as listed and fetched: never with its secret."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": EXAMPLE_ID,
+                    "room": "Lobby",
+                    "url": EXAMPLE_URL,
+                    "created_at": "2026-11-25T16:18:42Z",
+                }
+            ]
+        }
     )
-    created_at: str = Field(description="RFC 3339, UTC")
+
+    id: str = Field(
+        description="Subscription id: `sub_` and 24 base32 characters, derived from room and "
+        "url, so registering the same pair again finds the same subscription.",
+        examples=[EXAMPLE_ID],
+    )
+    room: str = Field(description="room name (trimmed)", examples=["Lobby"])
+    url: str = Field(description="callback URL, in normal form", examples=[EXAMPLE_URL])
+    created_at: str = Field(
+        description="when it was created: RFC 3339, UTC, whole seconds",
+        json_schema_extra={"format": "date-time"},
+        examples=["2026-11-25T16:18:42Z"],
+    )
+
+
+class SubscriptionCreated(SubscriptionOut):
+    """A registration just created: the only time its secret is shown."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": EXAMPLE_ID,
+                    "room": "Lobby",
+                    "url": EXAMPLE_URL,
+                    "secret": EXAMPLE_SECRET,
+                    "created_at": "2026-11-25T16:18:42Z",
+                }
+            ]
+        }
+    )
+
+    secret: str = Field(
+        description="Standard Webhooks signing secret (`whsec_` + base64 of 32 random bytes). "
+        "Every POST to the callback carries `webhook-signature: v1,<base64 HMAC-SHA256 of "
+        '"{webhook-id}.{webhook-timestamp}.{body}">` keyed with the decoded bytes. Returned '
+        "only in this 201 answer: keep it. To get a new one, DELETE and register again.",
+        examples=[EXAMPLE_SECRET],
+    )
 
 
 class SubscriptionList(BaseModel):
-    items: list[SubscriptionOut]
-    next: str | None = Field(None, description="cursor for the next page, or null")
+    """One page of registrations, oldest first."""
+
+    items: list[SubscriptionOut] = Field(description="at most `limit` registrations")
+    next: str | None = Field(
+        description="Opaque cursor: pass it as `cursor` (with the same `room`) for the next "
+        "page. `null` when there is nothing more.",
+        examples=["MTI6ZTNiMGM0NDI"],
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from services.registry.prefix import PrefixList, UrlError
 from shared.settings import CommonSettings, is_placeholder
 
 __all__ = ["RegistrySettings"]
@@ -22,8 +23,12 @@ class RegistrySettings(CommonSettings):
     def tokens(self) -> list[str]:
         return [t.strip() for t in self.registry_api_tokens.split(",") if t.strip()]
 
+    def prefixes(self) -> PrefixList:
+        return PrefixList(self.event_callback_prefix)
+
     def check(self) -> None:
-        """Refuse to start in a state that would serve the API to anyone."""
+        """Refuse to start in a state that would serve the API to anyone, or with a whitelist
+        that does not parse."""
         if not self.tokens() and not self.registry_allow_no_auth:
             raise SystemExit(
                 "REGISTRY_API_TOKENS is empty: set at least one token "
@@ -31,3 +36,7 @@ class RegistrySettings(CommonSettings):
             )
         if any(is_placeholder(t) for t in self.tokens()):
             raise SystemExit("REGISTRY_API_TOKENS holds a placeholder value: set real tokens")
+        try:
+            self.prefixes()
+        except UrlError as exc:
+            raise SystemExit(f"EVENT_CALLBACK_PREFIX: {exc}") from None

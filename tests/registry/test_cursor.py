@@ -1,0 +1,28 @@
+"""List cursors: opaque, round-trip, bound to their listing."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from services.registry.cursor import CursorError, decode_cursor, encode_cursor
+
+
+@given(st.integers(1, 2**63 - 1), st.one_of(st.none(), st.text(min_size=1, max_size=100)))
+def test_round_trip(seq: int, room: str | None) -> None:
+    cursor = encode_cursor(seq, room)
+    assert cursor.isascii() and "=" not in cursor
+    assert decode_cursor(cursor, room) == seq
+
+
+def test_bound_to_its_listing() -> None:
+    for made, used in (("a", "b"), ("a", None), (None, "a")):
+        with pytest.raises(CursorError, match="another listing"):
+            decode_cursor(encode_cursor(5, made), used)
+
+
+@pytest.mark.parametrize("cursor", ["", "!!!", "MTI", "eDo1", "MDoxMjM0NTY3OA", "=" * 8, "é"])
+def test_garbage_is_refused(cursor: str) -> None:
+    with pytest.raises(CursorError):
+        decode_cursor(cursor, None)
