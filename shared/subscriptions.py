@@ -52,7 +52,7 @@ from nats.js.errors import (
 )
 from nats.js.kv import KeyValue
 
-from shared.bus import SUBSCRIPTIONS_BUCKET, Bus
+from shared.bus import SUBSCRIPTIONS_BUCKET, Bus, ensure_key_value
 from shared.subjects import EVENTS_STREAM, room_subjects, room_token
 
 __all__ = [
@@ -149,15 +149,16 @@ async def _registry_bucket(bus: Bus, replicas: int | None) -> KeyValue | None:
     found = _registry_buckets.get(bus)
     if found is not None:
         return found
-    try:
-        found = await bus.js.key_value(REGISTRY_BUCKET)
-    except BucketNotFoundError:
-        if replicas is None:
-            return None
+    if replicas is not None:
         config = KeyValueConfig(
             bucket=REGISTRY_BUCKET, history=1, storage=StorageType.FILE, replicas=replicas
         )
-        found = await bus.js.create_key_value(config)
+        found = await ensure_key_value(bus.js, config)
+    else:
+        try:
+            found = await bus.js.key_value(REGISTRY_BUCKET)
+        except BucketNotFoundError:
+            return None
     _registry_buckets[bus] = found
     return found
 
