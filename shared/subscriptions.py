@@ -44,7 +44,7 @@ __all__ = [
     "subscription_id",
 ]
 
-ACK_WAIT_S = 30.0
+ACK_WAIT_S = 5.0  # short, for quick takeover after a crash; long POSTs send in_progress
 
 
 @dataclass(frozen=True, slots=True)
