@@ -8,6 +8,8 @@ registration has at most one POST in flight, so it needs at most one connection.
 
 from __future__ import annotations
 
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+
 import httpx
 
 from services.dispatcher.settings import DispatcherSettings
@@ -40,5 +42,7 @@ def http_client(settings: DispatcherSettings) -> httpx.AsyncClient:
         follow_redirects=False,
         timeout=timeout,
         headers={"user-agent": USER_AGENT},
+        # No cookie jar: a callback's Set-Cookie must never reach another callback's POSTs.
+        cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
         trust_env=False,
     )

@@ -17,7 +17,7 @@ import logging
 import httpx
 from nats.js.errors import NoKeysError
 
-from services.dispatcher.assignment import owned
+from services.dispatcher.assignment import owned, owner
 from services.dispatcher.membership import Membership
 from services.dispatcher.metrics import LAG, MEMBERS, WORKERS
 from services.dispatcher.settings import DispatcherSettings
@@ -125,7 +125,8 @@ class Supervisor:
 
     def _added(self, sub: Subscription) -> None:
         self.registrations[sub.id] = sub
-        self._rebalance()
+        if sub.id not in self.workers and owner(sub.id, self.members) == self.me:
+            self._start(sub)
 
     def _removed(self, sub_id: str) -> None:
         self.registrations.pop(sub_id, None)

@@ -115,10 +115,23 @@ class SubscriptionWorker:
             except Exception as exc:  # NATS away or restarting: try again shortly
                 log.info("fetch for %s failed: %r", self.subscription.id, exc)
                 await asyncio.sleep(0.5)
+                if await self._consumer_gone(pull):
+                    log.warning("consumer of %s vanished; ending it", self.subscription.id)
+                    await self._end("no consumer")
+                    return
                 continue
             for message in messages:
                 if not await self._deliver(message):
                     return
+
+    async def _consumer_gone(self, pull: JetStreamContext.PullSubscription) -> bool:
+        try:
+            await pull.consumer_info()
+        except NotFoundError:
+            return True
+        except Exception:  # cannot tell now (NATS away): assume it is there
+            return False
+        return False
 
     async def _deliver(self, message: Msg) -> bool:
         """POST one event until it is answered; False if the registration ended."""
