@@ -72,7 +72,8 @@ class SubscriptionWorker:
         self.ended = False  # the registration was ended by this worker
         self._ack_wait = ACK_WAIT_S
         self._current: Msg | None = None  # the event in hand
-        self._current_since = 0.0  # monotonic time it was taken
+        self._progress: asyncio.TimerHandle | None = None  # next in_progress for it
+        self._progress_sends: set[asyncio.Task[None]] = set()  # in flight, kept referenced
 
     def stop(self) -> None:
         self.stopping = True
@@ -96,11 +97,9 @@ class SubscriptionWorker:
             return
         if info.config.ack_wait:
             self._ack_wait = float(info.config.ack_wait)
-        ticker = asyncio.create_task(self._keep_in_progress(), name=f"progress-{sub.id}")
         try:
             await self._loop(pull)
         finally:
-            ticker.cancel()
             with contextlib.suppress(Exception):
                 await pull.unsubscribe()
 
@@ -135,7 +134,10 @@ class SubscriptionWorker:
 
     async def _deliver(self, message: Msg) -> bool:
         """POST one event until it is answered; False if the registration ended."""
-        self._current, self._current_since = message, time.monotonic()
+        self._current = message
+        self._progress = asyncio.get_running_loop().call_later(
+            self._ack_wait / 3, self._progress_due
+        )
         try:
             return await self._deliver_held(message)
         except asyncio.CancelledError:
@@ -144,6 +146,7 @@ class SubscriptionWorker:
             raise
         finally:
             self._current = None
+            self._progress.cancel()
 
     async def _deliver_held(self, message: Msg) -> bool:
         metadata = message.metadata
@@ -200,21 +203,34 @@ class SubscriptionWorker:
         except Exception as exc:  # redelivered later with the same webhook-id
             log.warning("ack failed for %s: %r", self.subscription.id, exc)
 
-    async def _keep_in_progress(self) -> None:
-        """While an event is held longer than a third of ack_wait, tell JetStream so."""
-        every = self._ack_wait / 3
-        while True:
-            await asyncio.sleep(every / 2)
-            message = self._current
-            if message is not None and time.monotonic() - self._current_since >= every:
-                with contextlib.suppress(Exception):
-                    await message.in_progress()
+    def _progress_due(self) -> None:
+        """Every third of ack_wait while an event is held: tell JetStream it is in progress.
+        (A timer per held event rather than a task per worker: idle workers cost nothing.)"""
+        message = self._current
+        if message is None:
+            return
+        send = asyncio.ensure_future(self._send_progress(message))
+        self._progress_sends.add(send)
+        send.add_done_callback(self._progress_sends.discard)
+        self._progress = asyncio.get_running_loop().call_later(
+            self._ack_wait / 3, self._progress_due
+        )
+
+    @staticmethod
+    async def _send_progress(message: Msg) -> None:
+        with contextlib.suppress(Exception):
+            await message.in_progress()
 
     async def _end(self, reason: str) -> None:
-        """Remove the registration (KV entry and consumer); retried until NATS takes it."""
+        """Remove the registration (KV entry, then consumer). Shielded: deleting the KV entry
+        makes the supervisor cancel this worker, and the consumer must still go, or it would
+        keep its events in the stream for ever."""
         ENDED.labels(reason).inc()
         self.ended = True
-        while True:
+        await asyncio.shield(self._remove())
+
+    async def _remove(self) -> None:
+        while True:  # until NATS takes it
             try:
                 await delete_subscription(self.bus, self.subscription.id)
                 return

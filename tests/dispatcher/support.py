@@ -10,12 +10,13 @@ from collections.abc import Iterable
 from typing import Any
 
 import httpx
+from nats.js.errors import NotFoundError
 
 from shared.bus import Bus, connect
 from shared.codec import parse
 from shared.events import ChatEvent, to_json
 from shared.settings import CommonSettings
-from shared.subjects import event_subject
+from shared.subjects import EVENTS_STREAM, event_subject
 from shared.subscriptions import Subscription, create_subscription, get_subscription
 from tests.conftest import Received
 
@@ -56,10 +57,15 @@ async def register(bus: Bus, room: str, url: str) -> Subscription:
 
 
 async def wait_gone(bus: Bus, sub_id: str, within_s: float) -> bool:
+    """True once the registration is gone: its KV entry and its consumer (which would
+    otherwise keep its events in the stream)."""
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
         if await get_subscription(bus, sub_id) is None:
-            return True
+            try:
+                await bus.js.consumer_info(EVENTS_STREAM, sub_id)
+            except NotFoundError:
+                return True
         await asyncio.sleep(0.1)
     return False
 
