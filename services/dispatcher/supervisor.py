@@ -1,10 +1,10 @@
 """Runs one worker for every registration this replica owns, and none for the rest.
 
-Two inputs decide what runs: the registrations (the KV bucket `volano_subscriptions`, followed by
-a watch and re-listed every `RECONCILE_S` in case a watch missed something across a NATS
-restart) and the live replicas (`membership.py`). `assignment.owned` turns both into the set this
-replica serves. A registration that moves to another replica is stopped politely (the event in
-hand is finished first); one that is deleted is cancelled at once.
+Two inputs decide what runs: the registrations (the KV bucket `volano_subscriptions`, followed
+by a watch; re-watched and re-listed after NATS reconnects, and re-listed every `RECONCILE_S` in
+case a watch missed something) and the live replicas (`membership.py`). `assignment.owned` turns
+both into the set this replica serves. A registration that moves to another replica is stopped
+politely (the event in hand is finished first); one that is deleted is cancelled at once.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 
 import httpx
 from nats.js.errors import NoKeysError
@@ -48,6 +49,7 @@ class Supervisor:
         self.registrations: dict[str, Subscription] = {}
         self.members: list[str] = [replica_id]
         self.workers: dict[str, tuple[SubscriptionWorker, asyncio.Task[None]]] = {}
+        self._watch: asyncio.Task[None] | None = None  # follows the registrations bucket
         self.membership = Membership(
             bus,
             replica_id,
@@ -63,15 +65,17 @@ class Supervisor:
         # deployment does not start on work that another replica is doing.
         with contextlib.suppress(Exception):
             await self.membership.beat()
+        self._restart_watch()
         tasks = [
             asyncio.create_task(self.membership.run(), name="membership"),
-            asyncio.create_task(self._follow_registrations(), name="registrations"),
             asyncio.create_task(self._reconcile(), name="reconcile"),
             asyncio.create_task(self._sample_lag(), name="lag"),
         ]
         try:
             await asyncio.gather(*tasks)
         finally:
+            if self._watch is not None:
+                tasks.append(self._watch)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)  # membership leaves here
@@ -106,22 +110,43 @@ class Supervisor:
                 await asyncio.sleep(1)
 
     async def _reconcile(self) -> None:
-        """Re-list the bucket now and then: a safety net under the watch."""
+        """Re-list the bucket every RECONCILE_S, and at once after NATS reconnected (a watch
+        may not survive a restarted server): a safety net under the watch."""
+        reconnects = self._reconnects()
+        last = time.monotonic()
         while True:
-            await asyncio.sleep(RECONCILE_S)
+            await asyncio.sleep(1)
+            if self._reconnects() != reconnects:
+                reconnects = self._reconnects()
+                log.info("NATS reconnected: re-listing registrations")
+                self._restart_watch()
+            elif time.monotonic() - last < RECONCILE_S:
+                continue
+            last = time.monotonic()
             try:
-                try:
-                    keys = set(await self.bus.subscriptions.keys())
-                except NoKeysError:
-                    keys = set()
-                for gone in set(self.registrations) - keys:
-                    self._removed(gone)
-                for new in keys - set(self.registrations):
-                    sub = await get_subscription(self.bus, new)
-                    if sub is not None:
-                        self._added(sub)
+                await self._relist()
             except Exception as exc:
                 log.info("reconcile failed: %r", exc)
+
+    def _reconnects(self) -> int:
+        return int(self.bus.nc.stats.get("reconnects", 0))
+
+    def _restart_watch(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+        self._watch = asyncio.create_task(self._follow_registrations(), name="registrations")
+
+    async def _relist(self) -> None:
+        try:
+            keys = set(await self.bus.subscriptions.keys())
+        except NoKeysError:
+            keys = set()
+        for gone in set(self.registrations) - keys:
+            self._removed(gone)
+        for new in keys - set(self.registrations):
+            sub = await get_subscription(self.bus, new)
+            if sub is not None:
+                self._added(sub)
 
     def _added(self, sub: Subscription) -> None:
         self.registrations[sub.id] = sub

@@ -54,6 +54,7 @@ async def test_nothing_is_lost_when_the_dispatcher_is_killed(
 
 async def test_nothing_is_lost_when_nats_is_killed(system: System, receiver_factory: Any) -> None:
     receiver = receiver_factory()
+    late = receiver_factory()  # registers after the restart
     dispatcher = system.service("dispatcher")
     dispatcher.start()
     room = "NatsCrash"
@@ -70,10 +71,13 @@ async def test_nothing_is_lost_when_nats_is_killed(system: System, receiver_fact
     system.nats.start()
     bus = await bus_for(system.nats.url)
     try:
+        await register(bus, room, late.url)
         await feed(bus, room, 1000, 2000)
     finally:
         await bus.close()
     assert midway < 1000
     assert await wait_until(lambda: len(set(numbers(receiver.received))) == 2000, 90)
     assert numbers(receiver.received) == list(range(2000))
+    assert await wait_until(lambda: len(set(numbers(late.received))) == 1000, 60)
+    assert numbers(late.received) == list(range(1000, 2000))
     assert metric(dispatcher.base_url, "dispatcher_deliveries_total") >= 2000
