@@ -15,10 +15,10 @@ import functools
 import logging
 import time
 
-import httpx
 from nats.js.errors import NoKeysError
 
 from services.dispatcher.assignment import owned, owner
+from services.dispatcher.http import CallbackClient
 from services.dispatcher.membership import Membership
 from services.dispatcher.metrics import LAG, MEMBERS, WORKERS
 from services.dispatcher.settings import DispatcherSettings
@@ -38,7 +38,7 @@ class Supervisor:
     def __init__(
         self,
         bus: Bus,
-        client: httpx.AsyncClient,
+        client: CallbackClient,
         settings: DispatcherSettings,
         replica_id: str,
     ) -> None:

@@ -23,7 +23,6 @@ import contextlib
 import logging
 import time
 
-import httpx
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.client import JetStreamContext
@@ -36,6 +35,7 @@ from services.dispatcher.delivery import (
     webhook_headers,
     webhook_id,
 )
+from services.dispatcher.http import CallbackClient, NoAnswer
 from services.dispatcher.metrics import DELIVERIES, ENDED, LATENCY, RETRIES
 from services.dispatcher.settings import DispatcherSettings
 from shared.bus import Bus
@@ -49,7 +49,6 @@ __all__ = ["SubscriptionWorker"]
 log = logging.getLogger(__name__)
 
 FETCH_WAIT_S = 5.0  # how long one pull request waits for an event; also the longest stop delay
-ANSWER_MAX_BYTES = 64 * 1024  # of a callback's answer body, read and dropped
 
 
 class SubscriptionWorker:
@@ -57,7 +56,7 @@ class SubscriptionWorker:
         self,
         subscription: Subscription,
         bus: Bus,
-        client: httpx.AsyncClient,
+        client: CallbackClient,
         settings: DispatcherSettings,
     ) -> None:
         self.subscription = subscription
@@ -187,28 +186,12 @@ class SubscriptionWorker:
             await asyncio.sleep(delay)
 
     async def _post(self, msg_id: str, body: bytes) -> tuple[int | None, str | None]:
-        """The status the callback answered, or None and why there was no answer. Only the
-        status counts; at most ANSWER_MAX_BYTES of the answer's body are read (and dropped),
-        so no callback can make the dispatcher hold a large answer in memory."""
+        """The status the callback answered, or None and why there was no answer."""
         headers = webhook_headers(self.subscription.secret, msg_id, int(time.time()), body)
-        status: int | None = None
         try:
-            async with (
-                asyncio.timeout(self.settings.dispatch_timeout_s),
-                self.client.stream(
-                    "POST", self.subscription.url, content=body, headers=headers
-                ) as response,
-            ):
-                status = response.status_code
-                read = 0
-                async for chunk in response.aiter_raw():
-                    read += len(chunk)
-                    if read > ANSWER_MAX_BYTES:
-                        break  # the connection is closed rather than reused
-        except Exception as exc:  # refused, reset, timed out, garbled: no HTTP answer
-            if status is None:
-                return None, f"{type(exc).__name__}: {exc}"
-        return status, None
+            return await self.client.post(self.subscription.url, body, headers), None
+        except NoAnswer as exc:
+            return None, str(exc)
 
     async def _ack(self, message: Msg) -> None:
         try:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import httpx
 import pytest
 from nats.errors import TimeoutError as NatsTimeoutError
 
+from services.dispatcher.http import http_client
 from services.dispatcher.settings import DispatcherSettings
 from services.dispatcher.worker import SubscriptionWorker
 from shared.subjects import EVENTS_STREAM
@@ -31,7 +31,7 @@ async def test_a_post_longer_than_ack_wait_is_not_redelivered(
     sub = Subscription(sub_id, room, slow.url, new_secret(), "2026-01-01T00:00:00Z")
     await bus.subscriptions.create(sub_id, sub.to_json())
     settings = DispatcherSettings(nats_url=nats_server.url, dispatch_timeout_s=10)
-    async with httpx.AsyncClient() as client:
+    async with http_client(settings) as client:
         worker = SubscriptionWorker(sub, bus, client, settings)
         task = asyncio.create_task(worker.run())
         try:
