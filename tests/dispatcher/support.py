@@ -96,12 +96,16 @@ async def wait_until(predicate: Any, within_s: float, step_s: float = 0.1) -> bo
     return bool(predicate())
 
 
-def metric(base_url: str, name: str) -> float:
-    """Sum of the samples of one metric (all label sets) on a service's /metrics."""
+def metric(base_url: str, name: str, labels: str = "") -> float:
+    """Sum of the samples of one metric on a service's /metrics, over the label sets that
+    contain `labels` (e.g. `outcome="refused"`); raises if the metric is not there at all."""
     text = httpx.get(base_url + "/metrics", timeout=5).text
-    total = 0.0
+    total, found = 0.0, False
     for line in text.splitlines():
         match = re.match(rf"{re.escape(name)}(\{{[^}}]*\}})? (\S+)$", line)
         if match:
-            total += float(match.group(2))
+            found = True
+            if labels in (match.group(1) or ""):
+                total += float(match.group(2))
+    assert found, f"no metric {name}"
     return total

@@ -13,7 +13,7 @@ from tests.dispatcher.support import bus_for, feed, metric, numbers, register, w
 
 pytestmark = pytest.mark.e2e
 
-FAST_MEMBERSHIP = {"DISPATCH_HEARTBEAT_S": "0.3", "DISPATCH_MEMBER_TTL_S": "2"}
+FAST_MEMBERSHIP = {"DISPATCH_HEARTBEAT_S": "0.3", "DISPATCH_MEMBER_TTL_S": "3"}
 REGISTRATIONS = 12
 
 

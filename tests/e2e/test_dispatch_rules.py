@@ -13,7 +13,15 @@ import pytest
 
 from services.dispatcher.delivery import verify
 from tests.conftest import API_TOKEN, System
-from tests.dispatcher.support import bus_for, feed, numbers, register, wait_gone, wait_until
+from tests.dispatcher.support import (
+    bus_for,
+    feed,
+    metric,
+    numbers,
+    register,
+    wait_gone,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -56,6 +64,12 @@ async def test_only_200_keeps_a_registration_and_redirects_are_not_followed(
             assert (await api.get(f"/v1/subscriptions/{ids[status]}")).status_code == 404
             assert numbers(receiver.received) == [0], status  # one POST, then nothing
     assert target.received == []
+    url = dispatcher.base_url
+    assert metric(url, "dispatcher_registrations_ended_total", 'reason="status"') == 5
+    assert metric(url, "dispatcher_deliveries_total", 'outcome="refused"') == 5
+    assert metric(url, "dispatcher_deliveries_total", 'outcome="delivered"') == 8
+    assert metric(url, "dispatcher_delivery_seconds_count") == 8
+    assert metric(url, "dispatcher_consumer_lag") >= 0
     now = time.time()
     for r in healthy.received:
         assert verify(secret, r.headers, r.body, now), r.headers
@@ -71,12 +85,13 @@ async def test_a_hanging_callback_is_retried_then_ended(
 ) -> None:
     hanging = receiver_factory(delay_s=3600)
     healthy = receiver_factory()
-    system.service(
+    dispatcher = system.service(
         "dispatcher",
         DISPATCH_TIMEOUT_S="0.5",
         DISPATCH_RETRY_WINDOW_S="2",
         DISPATCH_BACKOFF_INITIAL_S="0.2",
-    ).start()
+    )
+    dispatcher.start()
     room = "Hanging"
     bus = await bus_for(system.nats.url)
     try:
@@ -94,6 +109,10 @@ async def test_a_hanging_callback_is_retried_then_ended(
     assert tries >= 3  # the first POST and retries within the window ...
     assert len(hanging.received) == tries  # ... and nothing after the registration ended
     assert {r.headers["webhook-id"] for r in hanging.received} == {f"{doomed.id}_1"}
+    url = dispatcher.base_url
+    assert metric(url, "dispatcher_registrations_ended_total", 'reason="unreachable"') == 1
+    assert metric(url, "dispatcher_retries_total") == tries - 1
+    assert metric(url, "dispatcher_deliveries_total", 'outcome="unreachable"') == tries
 
 
 async def test_a_slow_callback_delays_no_other(system: System, receiver_factory: Any) -> None:
