@@ -17,7 +17,7 @@ FAST_MEMBERSHIP = {"DISPATCH_HEARTBEAT_S": "0.3", "DISPATCH_MEMBER_TTL_S": "3"}
 REGISTRATIONS = 12
 
 
-async def test_two_replicas_share_the_work_exactly_once_and_fail_over(
+async def test_replicas_share_the_work_exactly_once_and_hand_it_over(
     system: System, receiver_factory: Any
 ) -> None:
     receiver = receiver_factory()
@@ -55,18 +55,32 @@ async def test_two_replicas_share_the_work_exactly_once_and_fail_over(
         delivered = sum(metric(d.base_url, "dispatcher_deliveries_total") for d in replicas)
         assert delivered == 100 * REGISTRATIONS
 
-        first.stop(signal.SIGKILL)
+        # A graceful stop (SIGTERM) mid-stream: the other replica takes over at once.
         await feed(bus, room, 100, 200)
-        assert await wait_until(
-            lambda: (
-                len({r.headers["webhook-id"] for r in receiver.received}) == 200 * REGISTRATIONS
-            ),
-            60,
-        )
+        first.stop(signal.SIGTERM)  # uvicorn re-raises SIGTERM once it has shut down
+        assert "Application shutdown complete" in first.log()
+        assert await wait_until(lambda: distinct_ids(receiver) == 200 * REGISTRATIONS, 60)
         assert metric(second.base_url, "dispatcher_workers") == REGISTRATIONS
         assert metric(second.base_url, "dispatcher_replicas") == 1
+
+        # A death (SIGKILL) mid-stream: its registrations move when its heartbeat expires.
+        third = system.service("dispatcher", **FAST_MEMBERSHIP)
+        third.start()
+        assert await wait_until(
+            lambda: all(metric(d.base_url, "dispatcher_replicas") == 2 for d in (second, third)),
+            15,
+        )
+        await feed(bus, room, 200, 300)
+        second.stop(signal.SIGKILL)
+        assert await wait_until(lambda: distinct_ids(receiver) == 300 * REGISTRATIONS, 60)
+        assert metric(third.base_url, "dispatcher_workers") == REGISTRATIONS
+        assert metric(third.base_url, "dispatcher_replicas") == 1
     finally:
         await bus.close()
     for n, sub in enumerate(subs):
         got = [r for r in receiver.received if r.path.endswith(f"/{n}")]
-        assert numbers(got) == list(range(200)), sub.id
+        assert numbers(got) == list(range(300)), sub.id
+
+
+def distinct_ids(receiver: Any) -> int:
+    return len({r.headers["webhook-id"] for r in receiver.received})
