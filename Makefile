@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: run test lint typecheck check bench clean
+.PHONY: run test lint typecheck check bench bench-dispatcher clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,12 +35,17 @@ typecheck: $(STAMP)
 
 check: lint typecheck test
 
-# VolanoMark and connection scale (docs/benchmarks.md); not part of `make test`.
-# Knobs: BENCH_ROOMS=10,20,50 BENCH_PAIRS=3 BENCH_MODES=baseline,nats,callbacks
-# CONN_COUNTS=1000,10000 CONN_TARGETS=chat,baseline; BENCH_QUICK=1 for a smoke test (~1 min).
+# Benchmarks, not part of `make test` (docs/benchmarks.md): VolanoMark and connection scale,
+# then the dispatcher's deliveries. Knobs: BENCH_ROOMS=10,20,50 BENCH_PAIRS=3
+# BENCH_MODES=baseline,nats,callbacks CONN_COUNTS=1000,10000 CONN_TARGETS=chat,baseline;
+# BENCH_QUICK=1 for a smoke test (~1 min).
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench.harness $(BENCH_ARGS)
 	$(BIN)/python -m bench.connections $(CONN_ARGS)
+	$(BIN)/python bench/dispatcher_bench.py
+
+bench-dispatcher: $(STAMP)
+	$(BIN)/python bench/dispatcher_bench.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -72,7 +72,7 @@ __all__ = [
     "sweep_orphans",
 ]
 
-ACK_WAIT_S = 30.0
+ACK_WAIT_S = 5.0  # short, for quick takeover after a crash; long POSTs send in_progress
 
 REGISTRY_BUCKET = "volano_registry"
 LEASE_S = 15.0  # a create or delete holds its id's lease at most this long (renewed once)
@@ -118,13 +118,18 @@ def new_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-def consumer_config(subscription_id: str, room: str, replicas: int) -> ConsumerConfig:
+def consumer_config(
+    subscription_id: str, room: str, replicas: int, ack_wait: float = ACK_WAIT_S
+) -> ConsumerConfig:
+    """`max_ack_pending=1` is what keeps order, whoever fetches. `ack_wait` is how long an event
+    handed to a dispatcher that died waits before it is handed out again; a dispatcher that is
+    still working on an event sends `in_progress` well within it."""
     return ConsumerConfig(
         durable_name=subscription_id,
         filter_subject=room_subjects(room),
         deliver_policy=DeliverPolicy.NEW,
         ack_policy=AckPolicy.EXPLICIT,
-        ack_wait=ACK_WAIT_S,
+        ack_wait=ack_wait,
         max_ack_pending=1,
         max_deliver=-1,
         num_replicas=replicas,

@@ -209,6 +209,7 @@ class CallbackReceiver:
     def __init__(self, status: int = 200, delay_s: float = 0.0) -> None:
         self.status = status
         self.delay_s = delay_s
+        self.location = "http://127.0.0.1:9/elsewhere"  # where a 3xx answer points
         self.received: list[Received] = []
         self._cond = threading.Condition()
         receiver = self
@@ -228,7 +229,7 @@ class CallbackReceiver:
                     time.sleep(receiver.delay_s)
                 self.send_response(receiver.status)
                 if 300 <= receiver.status < 400:
-                    self.send_header("Location", "http://127.0.0.1:9/elsewhere")
+                    self.send_header("Location", receiver.location)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 

@@ -6,9 +6,10 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-import httpx
 from fastapi import FastAPI
 
+from services.dispatcher.assignment import new_replica_id
+from services.dispatcher.http import http_client
 from services.dispatcher.settings import DispatcherSettings
 from services.dispatcher.supervisor import Supervisor
 from shared.bus import BusHolder
@@ -17,19 +18,10 @@ from shared.service import health_router
 __all__ = ["create_app"]
 
 
-def http_client(settings: DispatcherSettings) -> httpx.AsyncClient:
-    """Redirects are never followed (SPEC §2): a 3xx is an answer that ends the registration."""
-    return httpx.AsyncClient(
-        follow_redirects=False,
-        timeout=httpx.Timeout(settings.dispatch_timeout_s),
-        limits=httpx.Limits(max_connections=None, max_keepalive_connections=200),
-        headers={"user-agent": "volano-dispatcher/0.1"},
-    )
-
-
 def create_app(settings: DispatcherSettings | None = None) -> FastAPI:
     settings = settings or DispatcherSettings()
     holder = BusHolder(settings, "dispatcher")
+    replica_id = new_replica_id()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -37,7 +29,7 @@ def create_app(settings: DispatcherSettings | None = None) -> FastAPI:
         async with http_client(settings) as client:
 
             async def supervise() -> None:
-                await Supervisor(await holder.wait(), client, settings).run()
+                await Supervisor(await holder.wait(), client, settings, replica_id).run()
 
             task = asyncio.create_task(supervise(), name="supervisor")
             yield
@@ -46,5 +38,6 @@ def create_app(settings: DispatcherSettings | None = None) -> FastAPI:
         await holder.close()
 
     app = FastAPI(title="Volano event dispatcher", lifespan=lifespan)
+    app.state.replica_id = replica_id
     app.include_router(health_router(holder.ready))
     return app

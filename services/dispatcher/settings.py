@@ -1,8 +1,10 @@
-"""Dispatcher settings (SPEC §2, §6)."""
+"""Dispatcher settings (SPEC §2, §6): environment first, then these defaults."""
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, model_validator
 
 from shared.settings import CommonSettings
 
@@ -17,3 +19,21 @@ class DispatcherSettings(CommonSettings):
     )
     dispatch_backoff_initial_s: float = Field(0.5, gt=0, description="first retry delay")
     dispatch_backoff_max_s: float = Field(10.0, gt=0, description="longest retry delay")
+    dispatch_http_transport: Literal["aiohttp", "httpx"] = Field(
+        "aiohttp", description="httpx transport: aiohttp (httpx-aiohttp) or httpx's own"
+    )
+    dispatch_heartbeat_s: float = Field(
+        1.0, gt=0, description="how often a replica announces itself and reads the others"
+    )
+    dispatch_member_ttl_s: float = Field(
+        5.0, gt=0, description="a replica silent this long is dead; its work moves"
+    )
+    dispatch_lag_sample_s: float = Field(
+        15.0, gt=0, description="how often consumer lag (num_pending) is sampled"
+    )
+
+    @model_validator(mode="after")
+    def _heartbeat_within_ttl(self) -> DispatcherSettings:
+        if self.dispatch_heartbeat_s * 2 > self.dispatch_member_ttl_s:
+            raise ValueError("DISPATCH_MEMBER_TTL_S must be at least twice DISPATCH_HEARTBEAT_S")
+        return self

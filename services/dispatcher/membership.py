@@ -1,0 +1,97 @@
+"""Which dispatcher replicas are alive: heartbeats in a KV bucket whose entries expire.
+
+Each replica puts its own key every `DISPATCH_HEARTBEAT_S` into `volano_dispatchers`, a bucket
+whose entries live `DISPATCH_MEMBER_TTL_S` (JetStream's `max_age`, counted by the server, so
+replicas' clocks do not matter), and then lists the keys: those are the live replicas. A replica
+that stops gracefully deletes its key, so the others take over its work at their next heartbeat;
+one that dies stops renewing, and its key expires after the TTL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable
+
+from nats.js.api import KeyValueConfig, StorageType
+from nats.js.errors import NoKeysError
+from nats.js.kv import KeyValue
+
+from shared.bus import Bus
+
+__all__ = ["MEMBERS_BUCKET", "Membership"]
+
+MEMBERS_BUCKET = "volano_dispatchers"
+
+log = logging.getLogger(__name__)
+
+
+class Membership:
+    def __init__(
+        self,
+        bus: Bus,
+        me: str,
+        heartbeat_s: float,
+        ttl_s: float,
+        replicas: int,
+        on_change: Callable[[list[str]], None],
+    ) -> None:
+        self.bus = bus
+        self.me = me
+        self.heartbeat_s = heartbeat_s
+        self.ttl_s = ttl_s
+        self.replicas = replicas
+        self.on_change = on_change
+        self.members: list[str] = [me]
+        self._kv: KeyValue | None = None
+
+    async def _bucket(self) -> KeyValue:
+        if self._kv is None:
+            config = KeyValueConfig(
+                bucket=MEMBERS_BUCKET,
+                history=1,
+                ttl=self.ttl_s,
+                storage=StorageType.MEMORY,
+                replicas=self.replicas,
+            )
+            try:
+                self._kv = await self.bus.js.create_key_value(config)
+            except Exception:  # exists already, perhaps with another replica's TTL
+                self._kv = await self.bus.js.key_value(MEMBERS_BUCKET)
+        return self._kv
+
+    async def run(self) -> None:
+        """Heartbeat and follow the others until cancelled; then leave at once."""
+        try:
+            while True:
+                started = time.monotonic()
+                try:
+                    await self.beat()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # NATS away: keep the last view until it is back
+                    log.info("heartbeat failed: %r", exc)
+                await asyncio.sleep(max(0.0, self.heartbeat_s - (time.monotonic() - started)))
+        finally:
+            await self.leave()
+
+    async def beat(self) -> None:
+        kv = await self._bucket()
+        await kv.put(self.me, json.dumps({"at": time.time()}).encode())
+        try:
+            keys = await kv.keys()
+        except NoKeysError:
+            keys = []
+        members = sorted(set(keys) | {self.me})
+        if members != self.members:
+            log.info("dispatcher replicas: %s", members)
+            self.members = members
+            self.on_change(members)
+
+    async def leave(self) -> None:
+        if self._kv is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._kv.delete(self.me), 2)
