@@ -39,20 +39,6 @@ REPLICAS = {
 }
 # Secrets each service needs, from the Secret (never from the ConfigMap or a literal value).
 SECRETS = {"chat": {"CHAT_JWT_SECRET"}, "registry": {"REGISTRY_API_TOKENS"}, "dispatcher": set()}
-# Settings the manifests provide ahead of the service code that reads them: the chat and
-# dispatcher work in progress adds them (values = their defaults there). Once the settings
-# classes have them, this set can be emptied; the test then checks them like the others.
-AHEAD_OF_CODE = {
-    "CHAT_JWT_SECRET",
-    "CHAT_TRUSTED_PROXIES",
-    "CHAT_BAN_MINUTES",
-    "CHAT_PING_INTERVAL_S",
-    "CHAT_PING_TIMEOUT_S",
-    "DISPATCH_HTTP_TRANSPORT",
-    "DISPATCH_HEARTBEAT_S",
-    "DISPATCH_MEMBER_TTL_S",
-    "DISPATCH_LAG_SAMPLE_S",
-}
 # A secret-looking name must never be a plain env value or a ConfigMap key.
 SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|KEY$")
 
@@ -225,7 +211,7 @@ def test_every_setting_is_provided_and_secrets_come_from_the_secret(
     for name in SECRETS[service]:
         assert env[name].startswith("secret:volano-secrets-"), f"{name} must come from the Secret"
     every_setting = {n.upper() for s in SERVICES.values() for n in s.model_fields}
-    unknown = set(env) - every_setting - AHEAD_OF_CODE
+    unknown = set(env) - every_setting
     assert not unknown, f"no service reads {sorted(unknown)} (a typo?)"
     for name, value in env.items():
         if SECRET_NAME.search(name) and not name.startswith("NATS_"):
