@@ -8,6 +8,7 @@ for the room is encoded once and the same string is queued to every member.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import time
@@ -18,6 +19,7 @@ from prometheus_client import Counter, Gauge
 
 from services.chat.bans import Bans
 from services.chat.connection import Connection
+from services.chat.frames import Outgoing
 from services.chat.keyed_lock import KeyedLock
 from services.chat.protocol import (
     ChatError,
@@ -72,8 +74,12 @@ _OPS = {
 }
 
 
-def _reply(body: dict[str, Any], request_id: Any) -> str:
-    return encode(body if request_id is None else {**body, "id": request_id})
+def _with_id(text: str, request_id: Any) -> Outgoing:
+    """An encoded frame with the request `id` added as its last field (no second encoding of
+    the body)."""
+    if request_id is None:
+        return Outgoing(text)
+    return Outgoing(f'{text[:-1]},"id":{json.dumps(request_id)}}}')
 
 
 class ChatServer:
@@ -128,7 +134,7 @@ class ChatServer:
             REQUESTS.labels(op, error.code).inc()
             if error.request_id is None:
                 error.request_id = request_id
-            conn.push(error_frame(error))
+            conn.push(Outgoing(error_frame(error)))
 
     def _flooded(self, request_id: Any) -> ChatError:
         limit = self.settings.chat_rate_limit
@@ -144,7 +150,7 @@ class ChatServer:
         if not conn.bucket.allow(self.clock()):
             error = self._flooded(None)
         REQUESTS.labels("invalid", error.code).inc()
-        conn.push(error_frame(error))
+        conn.push(Outgoing(error_frame(error)))
 
     async def _dispatch(self, conn: Connection, request: Request) -> None:
         if isinstance(request, ChatRequest):
@@ -269,20 +275,18 @@ class ChatServer:
                 {"user": m.user, "profile": m.profile, "type": m.type}
                 for m in room.members.values()
             ]
-            conn.push(
-                _reply(
-                    {"op": "entered", "room": event.room, "user": event.user, "members": members},
-                    request_id,
+            entered = {"op": "entered", "room": event.room, "user": event.user, "members": members}
+            conn.push(_with_id(encode(entered), request_id))
+            frame = Outgoing(
+                encode(
+                    {
+                        "op": "enter",
+                        "room": event.room,
+                        "user": event.user,
+                        "profile": event.profile,
+                        "type": event.type,
+                    }
                 )
-            )
-            frame = encode(
-                {
-                    "op": "enter",
-                    "room": event.room,
-                    "user": event.user,
-                    "profile": event.profile,
-                    "type": event.type,
-                }
             )
             for member in room.members.values():
                 if member.conn is not conn:
@@ -291,7 +295,7 @@ class ChatServer:
             target = room.members.get(event.to)
             if target is not None:
                 ring = {"op": "ring", "room": event.room, "from": event.from_}
-                target.conn.push(encode(ring))  # type: ignore[attr-defined]
+                target.conn.push(Outgoing(encode(ring)))  # type: ignore[attr-defined]
         elif isinstance(event, KickEvent):
             body = {
                 "op": "kick",
@@ -312,20 +316,22 @@ class ChatServer:
             leaving = leaver.conn
             assert isinstance(leaving, Connection)
             leaving.rooms.discard(event.room)
-            frame = encode(body)
+            text = encode(body)
+            frame = Outgoing(text)
             for member in room.members.values():
                 if member.conn is not leaving:
                     member.conn.push(frame)  # type: ignore[attr-defined]
             if leaving is conn and not leaving.closing:
-                leaving.push(_reply(body, request_id))  # the leaver's confirmation
+                leaving.push(_with_id(text, request_id))  # the leaver's confirmation
 
     @staticmethod
     def _to_room(room: Room, conn: Connection, body: dict[str, Any], request_id: Any) -> None:
         """`body` to every member; the requester's copy carries its request `id`."""
-        frame = encode(body)
+        text = encode(body)
+        frame = Outgoing(text)
         for member in room.members.values():
             if member.conn is conn and request_id is not None:
-                conn.push(_reply(body, request_id))
+                conn.push(_with_id(text, request_id))
             else:
                 member.conn.push(frame)  # type: ignore[attr-defined]
 

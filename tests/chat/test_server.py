@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from services.chat.bans import Bans
-from services.chat.connection import Close, Connection
+from services.chat.connection import CLOSE_TOO_SLOW, Close, Connection
+from services.chat.frames import Outgoing
 from services.chat.protocol import ChatError
 from services.chat.publisher import Publisher
 from services.chat.server import CLOSE_KICKED, CLOSE_SHUTDOWN, ChatServer
@@ -60,23 +61,36 @@ def make_server(**settings: Any) -> tuple[ChatServer, MemoryPublisher, Clock]:
     return ChatServer(config, publisher, MemoryBans(), clock), publisher, clock
 
 
+class MemoryLink:
+    """Collects what the chat sends: frames' JSON and a `Close` at the end."""
+
+    def __init__(self) -> None:
+        self.sent: list[Outgoing | Close] = []
+        self.behind = False  # the peer stopped reading
+
+    def send_frame(self, frame: Outgoing) -> None:
+        self.sent.append(frame)
+
+    def overloaded(self) -> bool:
+        return self.behind
+
+    def close_after(self, code: int, reason: str) -> None:
+        self.sent.append(Close(code, reason))
+
+
 class Client:
     def __init__(self, server: ChatServer, host: str = "10.0.0.1") -> None:
         self.server = server
-        self.conn = Connection(host, self._send, 100, server.new_bucket())
+        self.link = MemoryLink()
+        self.conn = Connection(host, self.link, server.new_bucket())
         server.connect(self.conn)
-
-    async def _send(self, frame: str) -> None:  # pragma: no cover - frames are read below
-        pass
 
     async def __call__(self, **frame: Any) -> None:
         await self.server.handle(self.conn, json.dumps(frame))
 
     def frames(self) -> list[Any]:
-        out = []
-        while not self.conn._queue.empty():
-            item = self.conn._queue.get_nowait()
-            out.append(json.loads(item) if isinstance(item, str) else item)
+        out = [json.loads(f.text) if isinstance(f, Outgoing) else f for f in self.link.sent]
+        self.link.sent.clear()
         return out
 
 
@@ -167,3 +181,34 @@ async def test_member_enters_under_the_token_name() -> None:
     long_name = Client(server)
     await long_name(op="enter", room="Lobby", token=mint("x" * 21, "member", KEY))
     assert long_name.frames()[0]["code"] == "not_allowed"
+
+
+async def test_a_client_too_slow_to_read_is_dropped_not_buffered() -> None:
+    server, _, _ = make_server()
+    ann, bob = Client(server), Client(server)
+    await ann(op="enter", room="Lobby", user="ann")
+    await bob(op="enter", room="Lobby", user="bob")
+    ann.frames()
+    bob.frames()
+    bob.link.behind = True
+    await ann(op="chat", room="Lobby", message="one")
+    await ann(op="chat", room="Lobby", message="two")
+    assert bob.frames() == [Close(CLOSE_TOO_SLOW, "client too slow")]
+    assert bob.conn.closed
+    assert [f["message"] for f in ann.frames()] == ["one", "two"]
+
+
+async def test_the_requesters_copy_is_the_broadcast_frame_with_its_id() -> None:
+    server, _, _ = make_server()
+    ann, bob = Client(server), Client(server)
+    await ann(op="enter", room="Lobby", user="ann")
+    await bob(op="enter", room="Lobby", user="bob")
+    ann.frames()
+    bob.frames()
+    await ann(op="chat", room="Lobby", message='say "hi" \u00e9', id="x\u00e9")
+    copy = ann.link.sent[0]
+    other = bob.link.sent[0]
+    assert isinstance(copy, Outgoing) and isinstance(other, Outgoing)
+    body = {"op": "chat", "room": "Lobby", "user": "ann", "message": 'say "hi" \u00e9'}
+    assert json.loads(other.text) == body
+    assert copy.text == json.dumps({**body, "id": "x\u00e9"}, separators=(",", ":"))
