@@ -1,18 +1,25 @@
 """The chat itself: requests in, events published, then state changed and frames fanned out.
 
-For one room, plan → publish → apply → fan-out happens under that room's lock, so the order
-clients see, the order JetStream stores and the order callbacks receive are one order. A frame
-for the room is encoded once and the same string is queued to every member.
+For one room, the order clients see, the order JetStream stores and the order callbacks receive
+are one order. A request that changes membership (enter, exit, kick) runs plan → publish → wait
+for the ack → apply → fan-out under the room's lock, after the room's earlier events have gone
+out. A chat or ring is planned and published under the lock, which is then let go; its frames
+go out once JetStream acknowledged it and every event published before it in the room has gone
+out, so a busy room has several messages in flight. A frame is encoded once (JSON and websocket
+bytes) and the same bytes are written to every member.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import Counter, Gauge
@@ -82,6 +89,17 @@ def _with_id(text: str, request_id: Any) -> Outgoing:
     return Outgoing(f'{text[:-1]},"id":{json.dumps(request_id)}}}')
 
 
+@dataclass(slots=True)
+class _Slot:
+    """A published chat or ring waiting for its ack and its turn."""
+
+    conn: Connection
+    event: Event
+    request_id: Any
+    ack: asyncio.Future[None]  # JetStream stored it (or failed)
+    done: asyncio.Future[None]  # fanned out (or failed): the requester waits for this
+
+
 class ChatServer:
     def __init__(
         self,
@@ -100,6 +118,8 @@ class ChatServer:
         self.limits = Limits(settings.chat_user_max, settings.chat_room_max, settings.chat_text_max)
         self.connections: set[Connection] = set()
         self._locks = KeyedLock()
+        self._lines: dict[str, deque[_Slot]] = {}  # per room: published, not yet fanned out
+        self._idle: dict[str, asyncio.Future[None]] = {}  # per room: set when its line empties
         self._ok = {op: REQUESTS.labels(op, "ok") for op in _OPS.values()}
         self._published = {kind: EVENTS.labels(kind) for kind in EVENT_TYPES}
         ROOMS.set(len(self.rooms.rooms))
@@ -154,21 +174,74 @@ class ChatServer:
 
     async def _dispatch(self, conn: Connection, request: Request) -> None:
         if isinstance(request, ChatRequest):
-            async with self._locks.hold(request.room):
-                events = self.rooms.plan_chat(conn, request.room, request.message)
-                await self._commit(conn, events, request.id)
+            await self._pipelined(
+                conn, request.room, request.id, self.rooms.plan_chat, request.message
+            )
         elif isinstance(request, EnterRequest):
             await self._enter(conn, request)
         elif isinstance(request, RingRequest):
-            async with self._locks.hold(request.room):
-                events = self.rooms.plan_ring(conn, request.room, request.to)
-                await self._commit(conn, events, request.id)
+            await self._pipelined(conn, request.room, request.id, self.rooms.plan_ring, request.to)
         elif isinstance(request, KickRequest):
             await self._kick(conn, request)
         else:
             async with self._locks.hold(request.room):
+                await self._settle(request.room)
                 events = self.rooms.plan_exit(conn, request.room)
                 await self._commit(conn, events, request.id)
+
+    async def _pipelined(
+        self,
+        conn: Connection,
+        room: str,
+        request_id: Any,
+        plan: Callable[[Connection, str, str], list[Event]],
+        arg: str,
+    ) -> None:
+        """A request that changes no membership (`chat`, `ring`): planned and written to
+        JetStream under the room's lock, then the lock is let go while the acknowledgement
+        travels, so the room's next request is published meanwhile. Its frames go out when its
+        ack is in and every earlier event of the room has gone out (`_drain`)."""
+        async with self._locks.hold(room):
+            if conn.closing:  # kicked or shut down while this request waited for the room
+                return
+            (event,) = plan(conn, room, arg)
+            ack = await self.publisher.submit(event)
+            slot = _Slot(conn, event, request_id, ack, asyncio.get_running_loop().create_future())
+            line = self._lines.get(room)
+            if line is None:
+                line = self._lines[room] = deque()
+            line.append(slot)
+            ack.add_done_callback(functools.partial(self._drain, room))
+        await slot.done
+
+    def _drain(self, room: str, _: object = None) -> None:
+        """Apply and fan out the room's stored events, in the order they were published."""
+        line = self._lines.get(room)
+        while line and line[0].ack.done():
+            slot = line.popleft()
+            error = (
+                slot.ack.exception() if not slot.ack.cancelled() else ChatError("unavailable", "")
+            )
+            if error is None:
+                self._apply(slot.conn, (slot.event,), slot.request_id)
+                if not slot.done.done():
+                    slot.done.set_result(None)
+            elif not slot.done.done():
+                slot.done.set_exception(error)
+        if not line:
+            self._lines.pop(room, None)
+            idle = self._idle.pop(room, None)
+            if idle is not None and not idle.done():
+                idle.set_result(None)
+
+    async def _settle(self, room: str) -> None:
+        """Under the room's lock, before a membership change is planned: wait until the room's
+        published chats and rings have gone out, so every frame follows the stream's order."""
+        if room in self._lines:
+            idle = self._idle.get(room)
+            if idle is None:
+                idle = self._idle[room] = asyncio.get_running_loop().create_future()
+            await asyncio.shield(idle)
 
     def _identity(self, request: EnterRequest) -> Identity | None:
         if request.token is None:
@@ -196,6 +269,7 @@ class ChatServer:
         async with self._locks.hold(request.room):
             if conn.closing:  # kicked or shut down while this request waited for the room
                 return
+            await self._settle(request.room)
             events = self.rooms.plan_enter(
                 conn, request.room, user, request.profile, member_type, conn.host
             )
@@ -209,6 +283,7 @@ class ChatServer:
         async with self._locks.hold(request.room):
             if conn.closing:
                 return
+            await self._settle(request.room)
             events = self.rooms.plan_kick(conn, request.room, request.to, request.type)
             room = self.rooms.get(request.room)
             assert room is not None
@@ -243,7 +318,11 @@ class ChatServer:
         self._apply(conn, events, request_id)
 
     def _apply(
-        self, conn: Connection, events: Sequence[Event], request_id: Any, role: Role | None = None
+        self,
+        conn: Connection,
+        events: Sequence[Event],
+        request_id: Any,
+        role: Role | None = None,
     ) -> None:
         for event in events:
             self._published[event.kind].inc()
@@ -340,6 +419,7 @@ class ChatServer:
         events happen whether or not NATS is up, so they are retried until stored."""
         for room_name in sorted(conn.rooms):
             async with self._locks.hold(room_name):
+                await self._settle(room_name)
                 try:
                     events = self.rooms.plan_exit(conn, room_name)
                 except ChatError:
