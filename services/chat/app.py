@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 
 from fastapi import FastAPI, WebSocket
@@ -79,8 +79,11 @@ def create_app(settings: ChatSettings | None = None) -> FastAPI:
             link = AsgiLink(ws, settings.chat_send_queue)
         conn = Connection(host, link, server.new_bucket())
         server.connect(conn)
+        # the protocol's own `receive` when it is ours: the same messages as Starlette's
+        # `ws.receive`, which only adds state checks that matter before `accept`
+        receive = link.receive if isinstance(link, ChatWebSocketProtocol) else ws.receive
         try:
-            await _read_loop(ws, conn, server, settings)
+            await _read_loop(receive, conn, server, settings)
         finally:
             await server.disconnect(conn)
             if isinstance(link, AsgiLink):
@@ -90,16 +93,19 @@ def create_app(settings: ChatSettings | None = None) -> FastAPI:
 
 
 async def _read_loop(
-    ws: WebSocket, conn: Connection, server: ChatServer, settings: ChatSettings
+    receive: Callable[[], Awaitable[Mapping[str, object]]],
+    conn: Connection,
+    server: ChatServer,
+    settings: ChatSettings,
 ) -> None:
     """One frame at a time, in order; a dropped or kicked client's disconnect ends it."""
     try:
         while True:
-            message = await ws.receive()
+            message = await receive()
             if message["type"] == "websocket.disconnect":
                 return
             text = message.get("text")
-            if text is None:
+            if not isinstance(text, str):
                 server.refuse(conn, "bad_request", "frames must be JSON text, not binary")
             elif _too_large(text, settings.chat_frame_max):
                 server.refuse(
