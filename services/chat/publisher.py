@@ -59,6 +59,8 @@ class _Acks:
 
     def __init__(self, nc: Client) -> None:
         self.nc = nc
+        # looked up once: on Python 3.11 every `get_running_loop()` is a getpid() system call
+        self.loop = asyncio.get_running_loop()
         self.inbox = nc.new_inbox()
         self.cut = len(self.inbox) + 1
         # publish token → its future and the timer that fails it if no ack comes
@@ -118,7 +120,7 @@ class Publisher:
             await acks.start()
         n = next(_counter)
         token = str(n)
-        loop = asyncio.get_running_loop()
+        loop = acks.loop
         future: asyncio.Future[None] = loop.create_future()
         acks.waiting[token] = (future, loop.call_later(self._timeout_s, acks.expire, token))
         try:

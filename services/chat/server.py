@@ -206,7 +206,7 @@ class ChatServer:
                 return
             (event,) = plan(conn, room, arg)
             ack = await self.publisher.submit(event)
-            slot = _Slot(conn, event, request_id, ack, asyncio.get_running_loop().create_future())
+            slot = _Slot(conn, event, request_id, ack, ack.get_loop().create_future())
             line = self._lines.get(room)
             if line is None:
                 line = self._lines[room] = deque()
