@@ -220,7 +220,9 @@ class ChatServer:
         while line and line[0].ack.done():
             slot = line.popleft()
             error = (
-                slot.ack.exception() if not slot.ack.cancelled() else ChatError("unavailable", "")
+                slot.ack.exception()
+                if not slot.ack.cancelled()
+                else ChatError("unavailable", "the event bus did not take the event; try again")
             )
             if error is None:
                 self._apply(slot.conn, (slot.event,), slot.request_id)
