@@ -51,6 +51,7 @@ async def _measure(count: int, stack: Stack, top: int) -> None:
     )
     from services.chat.app import create_app
     from services.chat.settings import ChatSettings
+    from services.chat.wsserver import ChatWebSocketProtocol
 
     settings = ChatSettings()
     config = uvicorn.Config(
@@ -58,6 +59,7 @@ async def _measure(count: int, stack: Stack, top: int) -> None:
         host="127.0.0.1",
         port=port,
         log_level="warning",
+        ws=ChatWebSocketProtocol,  # as services/chat/__main__.py
         ws_ping_interval=20,
         ws_ping_timeout=20,
     )

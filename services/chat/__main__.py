@@ -4,6 +4,7 @@ import uvicorn
 
 from services.chat.app import create_app
 from services.chat.settings import ChatSettings
+from services.chat.wsserver import ChatWebSocketProtocol
 from shared.service import configure_logging
 
 settings = ChatSettings()
@@ -14,6 +15,8 @@ uvicorn.run(
     host=settings.bind_host,
     port=settings.chat_port,
     log_config=None,
+    # uvicorn's websockets-sansio protocol with a direct line for broadcasts (wsserver.py)
+    ws=ChatWebSocketProtocol,
     timeout_graceful_shutdown=int(settings.shutdown_grace_s) or None,
     ws_ping_interval=settings.chat_ping_interval_s,
     ws_ping_timeout=settings.chat_ping_timeout_s,

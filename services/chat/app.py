@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 
 from fastapi import FastAPI, WebSocket
@@ -13,11 +13,13 @@ from fastapi.responses import FileResponse
 from starlette.websockets import WebSocketDisconnect
 
 from services.chat.bans import Bans
-from services.chat.connection import Connection
+from services.chat.connection import Close, Connection
+from services.chat.frames import Outgoing
 from services.chat.hosts import TrustedProxies, client_host
 from services.chat.publisher import Publisher
 from services.chat.server import ChatServer
 from services.chat.settings import ChatSettings
+from services.chat.wsserver import LINK, ChatWebSocketProtocol
 from shared.bus import BusHolder
 from shared.service import health_router
 
@@ -26,6 +28,10 @@ __all__ = ["create_app"]
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
+
+# CHAT_SEND_QUEUE counts frames; the socket's write buffer counts bytes: a chat frame is 100 to
+# 600 bytes, so a client is dropped once this many bytes per queued frame are waiting for it
+SEND_BYTES_PER_FRAME = 512
 
 
 def create_app(settings: ChatSettings | None = None) -> FastAPI:
@@ -64,43 +70,42 @@ def create_app(settings: ChatSettings | None = None) -> FastAPI:
         await ws.accept()
         peer = ws.client.host if ws.client else "unknown"
         host = client_host(peer, ws.headers.get("x-forwarded-for"), trusted)
-
-        async def close(code: int, reason: str) -> None:
-            with contextlib.suppress(Exception):
-                await ws.close(code=code, reason=reason)
-
-        conn = Connection(host, ws.send_text, settings.chat_send_queue, server.new_bucket(), close)
+        direct = ws.scope.get("extensions", {}).get(LINK)
+        link: ChatWebSocketProtocol | AsgiLink
+        if isinstance(direct, ChatWebSocketProtocol):
+            direct.send_limit = settings.chat_send_queue * SEND_BYTES_PER_FRAME
+            link = direct
+        else:  # another ASGI server: frames go through `ws.send_text`
+            link = AsgiLink(ws, settings.chat_send_queue)
+        conn = Connection(host, link, server.new_bucket())
         server.connect(conn)
-        writer = asyncio.create_task(conn.write_loop())
+        # the protocol's own `receive` when it is ours: the same messages as Starlette's
+        # `ws.receive`, which only adds state checks that matter before `accept`
+        receive = link.receive if isinstance(link, ChatWebSocketProtocol) else ws.receive
         try:
-            await _read_loop(ws, conn, server, settings)
+            await _read_loop(receive, conn, server, settings)
         finally:
             await server.disconnect(conn)
-            conn.close_writer()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(writer, 1.0)
-            writer.cancel()
+            if isinstance(link, AsgiLink):
+                await link.finish()
 
     return app
 
 
 async def _read_loop(
-    ws: WebSocket, conn: Connection, server: ChatServer, settings: ChatSettings
+    receive: Callable[[], Awaitable[Mapping[str, object]]],
+    conn: Connection,
+    server: ChatServer,
+    settings: ChatSettings,
 ) -> None:
-    overflow = asyncio.create_task(conn.overflowed.wait())
+    """One frame at a time, in order; a dropped or kicked client's disconnect ends it."""
     try:
         while True:
-            receive = asyncio.create_task(ws.receive())
-            done, _ = await asyncio.wait({receive, overflow}, return_when=asyncio.FIRST_COMPLETED)
-            if overflow in done:
-                receive.cancel()
-                await ws.close(code=1008, reason="client too slow")
-                return
-            message = receive.result()
+            message = await receive()
             if message["type"] == "websocket.disconnect":
                 return
             text = message.get("text")
-            if text is None:
+            if not isinstance(text, str):
                 server.refuse(conn, "bad_request", "frames must be JSON text, not binary")
             elif _too_large(text, settings.chat_frame_max):
                 server.refuse(
@@ -110,11 +115,46 @@ async def _read_loop(
                 await server.handle(conn, text)
     except (WebSocketDisconnect, RuntimeError):
         return
-    finally:
-        overflow.cancel()
 
 
 def _too_large(text: str, cap: int) -> bool:
     """More than `cap` bytes of UTF-8 (encoding only when the length alone cannot tell)."""
     n = len(text)
     return n > cap or (4 * n > cap and len(text.encode("utf-8", "surrogatepass")) > cap)
+
+
+class AsgiLink:
+    """The portable `Link`: frames queued to a writer task that sends them through ASGI. Used
+    only when the app runs under a server other than `python -m services.chat`."""
+
+    def __init__(self, ws: WebSocket, queue_max: int) -> None:
+        self._ws = ws
+        self._queue: asyncio.Queue[Outgoing | Close | None] = asyncio.Queue(queue_max)
+        self._writer = asyncio.create_task(self._write_loop())
+
+    def send_frame(self, frame: Outgoing) -> None:
+        self._queue.put_nowait(frame)
+
+    def overloaded(self) -> bool:
+        return self._queue.full()
+
+    def close_after(self, code: int, reason: str) -> None:
+        if self._queue.full():  # too slow: what is queued will not be read anyway
+            while not self._queue.empty():
+                self._queue.get_nowait()
+        self._queue.put_nowait(Close(code, reason))
+
+    async def finish(self) -> None:
+        with contextlib.suppress(asyncio.QueueFull):
+            self._queue.put_nowait(None)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.shield(self._writer), 1.0)
+        self._writer.cancel()
+
+    async def _write_loop(self) -> None:
+        with contextlib.suppress(Exception):
+            while (item := await self._queue.get()) is not None:
+                if isinstance(item, Close):
+                    await self._ws.close(code=item.code, reason=item.reason)
+                    return
+                await self._ws.send_text(item.text)

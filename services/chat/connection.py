@@ -1,47 +1,59 @@
-"""One client's connection: an outgoing queue drained by its own writer task, so a broadcast
-never waits on a slow client, and a client that cannot keep up is dropped, not buffered forever."""
+"""One client's connection and the `Link` its frames leave by.
+
+A frame is written to the client's socket at once (`Link.send`), in the order the server produced
+it, so a broadcast is one loop over the room with no task, queue or await per recipient. A client
+that cannot keep up (its link reports `overloaded`: too many bytes not yet taken by the peer) is
+dropped, never buffered forever.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
+from services.chat.frames import Outgoing
 from services.chat.ratelimit import TokenBucket
 
-__all__ = ["Close", "Connection"]
+__all__ = ["CLOSE_TOO_SLOW", "Close", "Connection", "Link"]
+
+CLOSE_TOO_SLOW = 1008  # policy violation: the client did not read what it was sent
 
 _ids = itertools.count(1)
 
 
 @dataclass(frozen=True, slots=True)
 class Close:
-    """Queued after the last frame: close the websocket with this code and reason."""
+    """A closing handshake: the code and reason sent after the last frame."""
 
     code: int
     reason: str
 
 
+class Link(Protocol):
+    """Where a connection's frames go (services/chat/wsserver.py; an ASGI fallback in app.py)."""
+
+    def send_frame(self, frame: Outgoing) -> None:
+        """Write the frame now (or queue it in order); never waits."""
+
+    def overloaded(self) -> bool:
+        """The peer is so far behind that it must be dropped."""
+
+    def close_after(self, code: int, reason: str) -> None:
+        """Close the websocket after the frames already sent; the reader then sees a
+        disconnect. Called at most once."""
+
+
 class Connection:
-    def __init__(
-        self,
-        host: str,
-        send: Callable[[str], Awaitable[None]],
-        queue_max: int,
-        bucket: TokenBucket,
-        close: Callable[[int, str], Awaitable[None]] | None = None,
-    ) -> None:
+    def __init__(self, host: str, link: Link, bucket: TokenBucket) -> None:
         self.id = next(_ids)
         self.host = host
         self.rooms: set[str] = set()
         self.bucket = bucket
         self.member: str | None = None  # member name once entered with a member token
         self.closing = False  # kicked or shutting down: no further request is handled
-        self._send = send
-        self._close = close
-        self._queue: asyncio.Queue[str | Close | None] = asyncio.Queue(queue_max)
-        self.overflowed = asyncio.Event()
+        self.closed = False  # the close handshake was started: nothing more is sent
+        self._link = link
 
     def __hash__(self) -> int:
         return self.id
@@ -49,30 +61,18 @@ class Connection:
     def __eq__(self, other: object) -> bool:
         return self is other
 
-    def push(self, frame: str) -> None:
-        try:
-            self._queue.put_nowait(frame)
-        except asyncio.QueueFull:
-            self.overflowed.set()
+    def push(self, frame: Outgoing) -> None:
+        if self.closed:
+            return
+        if self._link.overloaded():
+            self.closed = True
+            self._link.close_after(CLOSE_TOO_SLOW, "client too slow")
+            return
+        self._link.send_frame(frame)
 
     def close_after_sending(self, code: int, reason: str) -> None:
-        """Send what is queued, then close the websocket."""
+        """Close the websocket after what was sent so far."""
         self.closing = True
-        try:
-            self._queue.put_nowait(Close(code, reason))
-        except asyncio.QueueFull:
-            self.overflowed.set()
-
-    def close_writer(self) -> None:
-        try:
-            self._queue.put_nowait(None)
-        except asyncio.QueueFull:
-            self.overflowed.set()
-
-    async def write_loop(self) -> None:
-        while (frame := await self._queue.get()) is not None:
-            if isinstance(frame, Close):
-                if self._close is not None:
-                    await self._close(frame.code, frame.reason)
-                return
-            await self._send(frame)
+        if not self.closed:
+            self.closed = True
+            self._link.close_after(code, reason)

@@ -1,19 +1,32 @@
-"""Putting accepted events onto JetStream (SPEC §5)."""
+"""Putting accepted events onto JetStream (SPEC §5).
+
+A publish is a core NATS message with a reply subject in this process's own inbox; JetStream's
+acknowledgement (PubAck) comes back there and resolves the publish's future. So a publish is
+written without waiting for the one before it to be acknowledged: the order on the stream is the
+order of the writes on the one NATS connection, and the caller decides what waits for which ack
+(services/chat/server.py fans a room's events out in that order, each only once it is stored).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
+import json
 import logging
-import uuid
+import secrets
 from collections.abc import Sequence
+from dataclasses import fields
+
+from nats.aio.client import Client
+from nats.aio.msg import Msg
 
 from services.chat.protocol import ChatError
 from shared.bus import BusHolder
-from shared.events import Event, to_json
+from shared.events import EVENT_TYPES, Event, field_name
 from shared.subjects import event_subject
 
-__all__ = ["Publisher"]
+__all__ = ["Publisher", "payload"]
 
 log = logging.getLogger(__name__)
 
@@ -21,53 +34,133 @@ PARTIAL_GIVE_UP_S = 30.0  # how long the rest of a half-stored request is retrie
 
 _subject = functools.lru_cache(maxsize=4096)(event_subject)  # a room's subjects, computed once
 
+# message ids: a random prefix per process and a counter (no system call per event, unlike uuid4)
+_PREFIX = secrets.token_hex(8) + "-"
+_counter = itertools.count(1)
+
+# per event class: (wire name, attribute) of each field, in XML child order
+_FIELDS = {cls: [(field_name(f.name), f.name) for f in fields(cls)] for cls in EVENT_TYPES.values()}
+
+
+def payload(event: Event) -> bytes:
+    """The event as JSON, byte for byte `shared.events.to_json` without its `asdict` copy."""
+    data = {"kind": event.kind}
+    for wire, attr in _FIELDS[type(event)]:
+        data[wire] = getattr(event, attr)
+    return json.dumps(data, separators=(",", ":")).encode("ascii")
+
+
+def _unavailable() -> ChatError:
+    return ChatError("unavailable", "the event bus did not take the event; try again")
+
+
+class _Acks:
+    """PubAcks for one NATS connection: `<inbox>.<n>` → the future of publish n."""
+
+    def __init__(self, nc: Client) -> None:
+        self.nc = nc
+        # looked up once: on Python 3.11 every `get_running_loop()` is a getpid() system call
+        self.loop = asyncio.get_running_loop()
+        self.inbox = nc.new_inbox()
+        self.cut = len(self.inbox) + 1
+        # publish token → its future and the timer that fails it if no ack comes
+        self.waiting: dict[str, tuple[asyncio.Future[None], asyncio.TimerHandle]] = {}
+
+    async def start(self) -> None:
+        await self.nc.subscribe(self.inbox + ".*", cb=self._on_ack)
+
+    async def _on_ack(self, msg: Msg) -> None:
+        entry = self.waiting.pop(msg.subject[self.cut :], None)
+        if entry is None:
+            return
+        future, timer = entry
+        timer.cancel()
+        if future.done():
+            return
+        if msg.headers and msg.headers.get("Status") == "503":  # no stream for the subject
+            future.set_exception(_unavailable())
+        elif b'"error"' in msg.data:
+            log.warning("JetStream refused an event: %s", json.loads(msg.data).get("error"))
+            future.set_exception(_unavailable())
+        else:
+            future.set_result(None)
+
+    def expire(self, token: str) -> None:
+        future, _ = self.waiting.pop(token, (None, None))
+        if future is not None and not future.done():
+            log.warning("no acknowledgement from JetStream in time")
+            future.set_exception(_unavailable())
+
 
 class Publisher:
-    """Publishes events in order and returns only once JetStream has stored every one of them.
+    """Publishes events in order; each publish's future resolves once JetStream stored it.
 
-    Each event carries a `Nats-Msg-Id`, so a publish retried after a lost acknowledgement is
+    Each event carries a `Nats-Msg-Id` (a random per-process prefix and a counter: unique
+    without a system call per event), so a publish retried after a lost acknowledgement is
     stored once (JetStream's duplicate window).
     """
 
     def __init__(self, holder: BusHolder, timeout_s: float) -> None:
         self._holder = holder
         self._timeout_s = timeout_s
+        self._acks: _Acks | None = None
+
+    def new_ids(self, n: int) -> list[str]:
+        return [f"{_PREFIX}{next(_counter)}" for _ in range(n)]
+
+    async def submit(self, event: Event, msg_id: str | None = None) -> asyncio.Future[None]:
+        """Write one event to JetStream now; the future resolves when it is stored, or fails
+        with `ChatError("unavailable")`. Raises that at once if the bus is down."""
+        bus = self._holder.bus
+        if bus is None or not bus.connected:
+            raise ChatError("unavailable", "the event bus is unavailable; try again")
+        acks = self._acks
+        if acks is None or acks.nc is not bus.nc:
+            acks = self._acks = _Acks(bus.nc)
+            await acks.start()
+        n = next(_counter)
+        token = str(n)
+        loop = acks.loop
+        future: asyncio.Future[None] = loop.create_future()
+        acks.waiting[token] = (future, loop.call_later(self._timeout_s, acks.expire, token))
+        try:
+            await bus.nc.publish(
+                _subject(event.room, event.kind),
+                payload(event),
+                reply=f"{acks.inbox}.{token}",
+                headers={"Nats-Msg-Id": msg_id or f"{_PREFIX}{n}"},
+            )
+        except Exception as exc:
+            acks.waiting.pop(token)[1].cancel()
+            log.warning("publish failed: %s", exc)
+            raise _unavailable() from exc
+        return future
 
     async def publish(
         self, events: Sequence[Event], *, msg_ids: Sequence[str] | None = None
     ) -> None:
-        """Raise `ChatError("unavailable")` if JetStream did not take them all."""
-        bus = self._holder.bus
-        if bus is None or not bus.connected:
-            raise ChatError("unavailable", "the event bus is unavailable; try again")
-        ids = list(msg_ids) if msg_ids is not None else [uuid.uuid4().hex for _ in events]
+        """Publish and wait until JetStream stored every one, one after the other (a `create`
+        is never stored without its `enter`). Raise `ChatError("unavailable")` otherwise."""
+        ids = list(msg_ids) if msg_ids is not None else self.new_ids(len(events))
         stored = 0
         try:
             for event, msg_id in zip(events, ids, strict=True):
-                await bus.js.publish(
-                    _subject(event.room, event.kind),
-                    to_json(event),
-                    timeout=self._timeout_s,
-                    headers={"Nats-Msg-Id": msg_id},
-                )
+                await (await self.submit(event, msg_id))
                 stored += 1
-        except Exception as exc:
-            log.warning("publish failed: %s", exc)
+        except ChatError:
             if stored == 0 or msg_ids is not None:
-                raise ChatError(
-                    "unavailable", "the event bus did not take the event; try again"
-                ) from exc
+                raise
         if 0 < stored < len(events):
             # part of it is on the stream already, so callbacks will see it: finish the rest
             # (same message ids) rather than leave, say, a `create` without its `enter`
             rest, rest_ids = events[stored:], ids[stored:]
             if not await self._retry(rest, rest_ids, PARTIAL_GIVE_UP_S):
-                raise ChatError("unavailable", "the event bus did not take the event; try again")
+                raise _unavailable()
 
     async def publish_until_stored(self, events: Sequence[Event], give_up_s: float) -> bool:
         """For events that happen whether or not NATS is up (a user's connection dropped):
         retry with the same message ids until stored or `give_up_s` passes."""
-        return await self._retry(events, [uuid.uuid4().hex for _ in events], give_up_s)
+        return await self._retry(events, self.new_ids(len(events)), give_up_s)
 
     async def _retry(self, events: Sequence[Event], ids: Sequence[str], give_up_s: float) -> bool:
         loop = asyncio.get_running_loop()

@@ -1,23 +1,32 @@
 """The chat itself: requests in, events published, then state changed and frames fanned out.
 
-For one room, plan → publish → apply → fan-out happens under that room's lock, so the order
-clients see, the order JetStream stores and the order callbacks receive are one order. A frame
-for the room is encoded once and the same string is queued to every member.
+For one room, the order clients see, the order JetStream stores and the order callbacks receive
+are one order. A request that changes membership (enter, exit, kick) runs plan → publish → wait
+for the ack → apply → fan-out under the room's lock, after the room's earlier events have gone
+out. A chat or ring is planned and published under the lock, which is then let go; its frames
+go out once JetStream acknowledged it and every event published before it in the room has gone
+out, so a busy room has several messages in flight. A frame is encoded once (JSON and websocket
+bytes) and the same bytes are written to every member.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import Counter, Gauge
 
 from services.chat.bans import Bans
 from services.chat.connection import Connection
+from services.chat.frames import Outgoing
 from services.chat.keyed_lock import KeyedLock
 from services.chat.protocol import (
     ChatError,
@@ -72,8 +81,23 @@ _OPS = {
 }
 
 
-def _reply(body: dict[str, Any], request_id: Any) -> str:
-    return encode(body if request_id is None else {**body, "id": request_id})
+def _with_id(text: str, request_id: Any) -> Outgoing:
+    """An encoded frame with the request `id` added as its last field (no second encoding of
+    the body)."""
+    if request_id is None:
+        return Outgoing(text)
+    return Outgoing(f'{text[:-1]},"id":{json.dumps(request_id)}}}')
+
+
+@dataclass(slots=True)
+class _Slot:
+    """A published chat or ring waiting for its ack and its turn."""
+
+    conn: Connection
+    event: Event
+    request_id: Any
+    ack: asyncio.Future[None]  # JetStream stored it (or failed)
+    done: asyncio.Future[None]  # fanned out (or failed): the requester waits for this
 
 
 class ChatServer:
@@ -94,6 +118,8 @@ class ChatServer:
         self.limits = Limits(settings.chat_user_max, settings.chat_room_max, settings.chat_text_max)
         self.connections: set[Connection] = set()
         self._locks = KeyedLock()
+        self._lines: dict[str, deque[_Slot]] = {}  # per room: published, not yet fanned out
+        self._idle: dict[str, asyncio.Future[None]] = {}  # per room: set when its line empties
         self._ok = {op: REQUESTS.labels(op, "ok") for op in _OPS.values()}
         self._published = {kind: EVENTS.labels(kind) for kind in EVENT_TYPES}
         ROOMS.set(len(self.rooms.rooms))
@@ -128,7 +154,7 @@ class ChatServer:
             REQUESTS.labels(op, error.code).inc()
             if error.request_id is None:
                 error.request_id = request_id
-            conn.push(error_frame(error))
+            conn.push(Outgoing(error_frame(error)))
 
     def _flooded(self, request_id: Any) -> ChatError:
         limit = self.settings.chat_rate_limit
@@ -144,25 +170,80 @@ class ChatServer:
         if not conn.bucket.allow(self.clock()):
             error = self._flooded(None)
         REQUESTS.labels("invalid", error.code).inc()
-        conn.push(error_frame(error))
+        conn.push(Outgoing(error_frame(error)))
 
     async def _dispatch(self, conn: Connection, request: Request) -> None:
         if isinstance(request, ChatRequest):
-            async with self._locks.hold(request.room):
-                events = self.rooms.plan_chat(conn, request.room, request.message)
-                await self._commit(conn, events, request.id)
+            await self._pipelined(
+                conn, request.room, request.id, self.rooms.plan_chat, request.message
+            )
         elif isinstance(request, EnterRequest):
             await self._enter(conn, request)
         elif isinstance(request, RingRequest):
-            async with self._locks.hold(request.room):
-                events = self.rooms.plan_ring(conn, request.room, request.to)
-                await self._commit(conn, events, request.id)
+            await self._pipelined(conn, request.room, request.id, self.rooms.plan_ring, request.to)
         elif isinstance(request, KickRequest):
             await self._kick(conn, request)
         else:
             async with self._locks.hold(request.room):
+                await self._settle(request.room)
                 events = self.rooms.plan_exit(conn, request.room)
                 await self._commit(conn, events, request.id)
+
+    async def _pipelined(
+        self,
+        conn: Connection,
+        room: str,
+        request_id: Any,
+        plan: Callable[[Connection, str, str], list[Event]],
+        arg: str,
+    ) -> None:
+        """A request that changes no membership (`chat`, `ring`): planned and written to
+        JetStream under the room's lock, then the lock is let go while the acknowledgement
+        travels, so the room's next request is published meanwhile. Its frames go out when its
+        ack is in and every earlier event of the room has gone out (`_drain`)."""
+        async with self._locks.hold(room):
+            if conn.closing:  # kicked or shut down while this request waited for the room
+                return
+            (event,) = plan(conn, room, arg)
+            ack = await self.publisher.submit(event)
+            slot = _Slot(conn, event, request_id, ack, ack.get_loop().create_future())
+            line = self._lines.get(room)
+            if line is None:
+                line = self._lines[room] = deque()
+            line.append(slot)
+            ack.add_done_callback(functools.partial(self._drain, room))
+        await slot.done
+
+    def _drain(self, room: str, _: object = None) -> None:
+        """Apply and fan out the room's stored events, in the order they were published."""
+        line = self._lines.get(room)
+        while line and line[0].ack.done():
+            slot = line.popleft()
+            error = (
+                slot.ack.exception()
+                if not slot.ack.cancelled()
+                else ChatError("unavailable", "the event bus did not take the event; try again")
+            )
+            if error is None:
+                self._apply(slot.conn, (slot.event,), slot.request_id)
+                if not slot.done.done():
+                    slot.done.set_result(None)
+            elif not slot.done.done():
+                slot.done.set_exception(error)
+        if not line:
+            self._lines.pop(room, None)
+            idle = self._idle.pop(room, None)
+            if idle is not None and not idle.done():
+                idle.set_result(None)
+
+    async def _settle(self, room: str) -> None:
+        """Under the room's lock, before a membership change is planned: wait until the room's
+        published chats and rings have gone out, so every frame follows the stream's order."""
+        if room in self._lines:
+            idle = self._idle.get(room)
+            if idle is None:
+                idle = self._idle[room] = asyncio.get_running_loop().create_future()
+            await asyncio.shield(idle)
 
     def _identity(self, request: EnterRequest) -> Identity | None:
         if request.token is None:
@@ -190,6 +271,7 @@ class ChatServer:
         async with self._locks.hold(request.room):
             if conn.closing:  # kicked or shut down while this request waited for the room
                 return
+            await self._settle(request.room)
             events = self.rooms.plan_enter(
                 conn, request.room, user, request.profile, member_type, conn.host
             )
@@ -203,6 +285,7 @@ class ChatServer:
         async with self._locks.hold(request.room):
             if conn.closing:
                 return
+            await self._settle(request.room)
             events = self.rooms.plan_kick(conn, request.room, request.to, request.type)
             room = self.rooms.get(request.room)
             assert room is not None
@@ -237,7 +320,11 @@ class ChatServer:
         self._apply(conn, events, request_id)
 
     def _apply(
-        self, conn: Connection, events: Sequence[Event], request_id: Any, role: Role | None = None
+        self,
+        conn: Connection,
+        events: Sequence[Event],
+        request_id: Any,
+        role: Role | None = None,
     ) -> None:
         for event in events:
             self._published[event.kind].inc()
@@ -269,20 +356,18 @@ class ChatServer:
                 {"user": m.user, "profile": m.profile, "type": m.type}
                 for m in room.members.values()
             ]
-            conn.push(
-                _reply(
-                    {"op": "entered", "room": event.room, "user": event.user, "members": members},
-                    request_id,
+            entered = {"op": "entered", "room": event.room, "user": event.user, "members": members}
+            conn.push(_with_id(encode(entered), request_id))
+            frame = Outgoing(
+                encode(
+                    {
+                        "op": "enter",
+                        "room": event.room,
+                        "user": event.user,
+                        "profile": event.profile,
+                        "type": event.type,
+                    }
                 )
-            )
-            frame = encode(
-                {
-                    "op": "enter",
-                    "room": event.room,
-                    "user": event.user,
-                    "profile": event.profile,
-                    "type": event.type,
-                }
             )
             for member in room.members.values():
                 if member.conn is not conn:
@@ -291,7 +376,7 @@ class ChatServer:
             target = room.members.get(event.to)
             if target is not None:
                 ring = {"op": "ring", "room": event.room, "from": event.from_}
-                target.conn.push(encode(ring))  # type: ignore[attr-defined]
+                target.conn.push(Outgoing(encode(ring)))  # type: ignore[attr-defined]
         elif isinstance(event, KickEvent):
             body = {
                 "op": "kick",
@@ -312,20 +397,22 @@ class ChatServer:
             leaving = leaver.conn
             assert isinstance(leaving, Connection)
             leaving.rooms.discard(event.room)
-            frame = encode(body)
+            text = encode(body)
+            frame = Outgoing(text)
             for member in room.members.values():
                 if member.conn is not leaving:
                     member.conn.push(frame)  # type: ignore[attr-defined]
             if leaving is conn and not leaving.closing:
-                leaving.push(_reply(body, request_id))  # the leaver's confirmation
+                leaving.push(_with_id(text, request_id))  # the leaver's confirmation
 
     @staticmethod
     def _to_room(room: Room, conn: Connection, body: dict[str, Any], request_id: Any) -> None:
         """`body` to every member; the requester's copy carries its request `id`."""
-        frame = encode(body)
+        text = encode(body)
+        frame = Outgoing(text)
         for member in room.members.values():
             if member.conn is conn and request_id is not None:
-                conn.push(_reply(body, request_id))
+                conn.push(_with_id(text, request_id))
             else:
                 member.conn.push(frame)  # type: ignore[attr-defined]
 
@@ -334,6 +421,7 @@ class ChatServer:
         events happen whether or not NATS is up, so they are retried until stored."""
         for room_name in sorted(conn.rooms):
             async with self._locks.hold(room_name):
+                await self._settle(room_name)
                 try:
                     events = self.rooms.plan_exit(conn, room_name)
                 except ChatError:

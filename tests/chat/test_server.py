@@ -3,12 +3,14 @@ bucket (the real ones are exercised end to end in tests/e2e/test_chat_*.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from typing import Any
 
 from services.chat.bans import Bans
-from services.chat.connection import Close, Connection
+from services.chat.connection import CLOSE_TOO_SLOW, Close, Connection
+from services.chat.frames import Outgoing
 from services.chat.protocol import ChatError
 from services.chat.publisher import Publisher
 from services.chat.server import CLOSE_KICKED, CLOSE_SHUTDOWN, ChatServer
@@ -31,6 +33,12 @@ class MemoryPublisher(Publisher):
         if self.down:
             raise ChatError("unavailable", "the event bus is unavailable; try again")
         self.stored.extend(events)
+
+    async def submit(self, event: Event, msg_id: str | None = None) -> asyncio.Future[None]:
+        await self.publish([event])
+        stored: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        stored.set_result(None)
+        return stored
 
 
 class MemoryBans(Bans):
@@ -60,23 +68,36 @@ def make_server(**settings: Any) -> tuple[ChatServer, MemoryPublisher, Clock]:
     return ChatServer(config, publisher, MemoryBans(), clock), publisher, clock
 
 
+class MemoryLink:
+    """Collects what the chat sends: frames' JSON and a `Close` at the end."""
+
+    def __init__(self) -> None:
+        self.sent: list[Outgoing | Close] = []
+        self.behind = False  # the peer stopped reading
+
+    def send_frame(self, frame: Outgoing) -> None:
+        self.sent.append(frame)
+
+    def overloaded(self) -> bool:
+        return self.behind
+
+    def close_after(self, code: int, reason: str) -> None:
+        self.sent.append(Close(code, reason))
+
+
 class Client:
     def __init__(self, server: ChatServer, host: str = "10.0.0.1") -> None:
         self.server = server
-        self.conn = Connection(host, self._send, 100, server.new_bucket())
+        self.link = MemoryLink()
+        self.conn = Connection(host, self.link, server.new_bucket())
         server.connect(self.conn)
-
-    async def _send(self, frame: str) -> None:  # pragma: no cover - frames are read below
-        pass
 
     async def __call__(self, **frame: Any) -> None:
         await self.server.handle(self.conn, json.dumps(frame))
 
     def frames(self) -> list[Any]:
-        out = []
-        while not self.conn._queue.empty():
-            item = self.conn._queue.get_nowait()
-            out.append(json.loads(item) if isinstance(item, str) else item)
+        out = [json.loads(f.text) if isinstance(f, Outgoing) else f for f in self.link.sent]
+        self.link.sent.clear()
         return out
 
 
@@ -167,3 +188,113 @@ async def test_member_enters_under_the_token_name() -> None:
     long_name = Client(server)
     await long_name(op="enter", room="Lobby", token=mint("x" * 21, "member", KEY))
     assert long_name.frames()[0]["code"] == "not_allowed"
+
+
+async def test_a_client_too_slow_to_read_is_dropped_not_buffered() -> None:
+    server, _, _ = make_server()
+    ann, bob = Client(server), Client(server)
+    await ann(op="enter", room="Lobby", user="ann")
+    await bob(op="enter", room="Lobby", user="bob")
+    ann.frames()
+    bob.frames()
+    bob.link.behind = True
+    await ann(op="chat", room="Lobby", message="one")
+    await ann(op="chat", room="Lobby", message="two")
+    assert bob.frames() == [Close(CLOSE_TOO_SLOW, "client too slow")]
+    assert bob.conn.closed
+    assert [f["message"] for f in ann.frames()] == ["one", "two"]
+
+
+async def test_the_requesters_copy_is_the_broadcast_frame_with_its_id() -> None:
+    server, _, _ = make_server()
+    ann, bob = Client(server), Client(server)
+    await ann(op="enter", room="Lobby", user="ann")
+    await bob(op="enter", room="Lobby", user="bob")
+    ann.frames()
+    bob.frames()
+    await ann(op="chat", room="Lobby", message='say "hi" \u00e9', id="x\u00e9")
+    copy = ann.link.sent[0]
+    other = bob.link.sent[0]
+    assert isinstance(copy, Outgoing) and isinstance(other, Outgoing)
+    body = {"op": "chat", "room": "Lobby", "user": "ann", "message": 'say "hi" \u00e9'}
+    assert json.loads(other.text) == body
+    assert copy.text == json.dumps({**body, "id": "x\u00e9"}, separators=(",", ":"))
+
+
+class HeldAcksPublisher(MemoryPublisher):
+    """Chats and rings are 'stored' when written; their acks are released by the test."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.acks: list[asyncio.Future[None]] = []
+        self._grew = asyncio.Event()
+
+    async def wait_for_acks(self, n: int) -> None:
+        while len(self.acks) < n:
+            self._grew.clear()
+            await self._grew.wait()
+
+    async def submit(self, event: Event, msg_id: str | None = None) -> asyncio.Future[None]:
+        self.stored.append(event)
+        ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.acks.append(ack)
+        self._grew.set()
+        return ack
+
+
+async def test_a_rooms_chats_are_in_flight_together_and_fan_out_in_stream_order() -> None:
+    publisher = HeldAcksPublisher()
+    config = ChatSettings(chat_jwt_secret=KEY, chat_rate_limit=0)
+    server = ChatServer(config, publisher, MemoryBans(), Clock())
+    ann, bob = Client(server), Client(server)
+    await ann(op="enter", room="Lobby", user="ann")
+    await bob(op="enter", room="Lobby", user="bob")
+    ann.frames()
+    bob.frames()
+    first = asyncio.create_task(ann(op="chat", room="Lobby", message="1", id=1))
+    second = asyncio.create_task(bob(op="chat", room="Lobby", message="2", id=2))
+    await publisher.wait_for_acks(2)  # both published before either is acknowledged
+    assert [e.message for e in publisher.stored[-2:]] == ["1", "2"]  # type: ignore[union-attr]
+    assert ann.frames() == bob.frames() == []  # nothing goes out before its ack
+    publisher.acks[1].set_result(None)  # the later one's ack first
+    await asyncio.sleep(0)
+    assert ann.frames() == bob.frames() == []  # it waits for the earlier one
+    exit_ = asyncio.create_task(bob(op="exit", room="Lobby"))
+    await asyncio.sleep(0)
+    assert len(publisher.stored) == 4  # the exit waits for the room's chats to go out
+    publisher.acks[0].set_result(None)
+    await asyncio.gather(first, second, exit_)
+    assert [(f["op"], f.get("message"), f.get("id")) for f in ann.frames()] == [
+        ("chat", "1", 1),
+        ("chat", "2", None),
+        ("exit", None, None),
+    ]
+    assert [(f["op"], f.get("id")) for f in bob.frames()] == [
+        ("chat", None),
+        ("chat", 2),
+        ("exit", None),
+    ]
+    assert publisher.stored[-1] == ExitEvent("Lobby", "bob")
+
+
+async def test_a_chat_jetstream_refused_is_unavailable_and_the_next_still_goes_out() -> None:
+    publisher = HeldAcksPublisher()
+    config = ChatSettings(chat_jwt_secret=KEY, chat_rate_limit=0)
+    server = ChatServer(config, publisher, MemoryBans(), Clock())
+    ann, bob = Client(server), Client(server)
+    await ann(op="enter", room="Lobby", user="ann")
+    await bob(op="enter", room="Lobby", user="bob")
+    ann.frames()
+    bob.frames()
+    first = asyncio.create_task(ann(op="chat", room="Lobby", message="1", id=1))
+    second = asyncio.create_task(bob(op="chat", room="Lobby", message="2"))
+    await publisher.wait_for_acks(2)
+    publisher.acks[0].set_exception(ChatError("unavailable", "the event bus did not take it"))
+    publisher.acks[1].set_result(None)
+    await asyncio.gather(first, second)
+    # the refusal is the reply to ann's request; bob's chat went out when its ack came
+    assert sorted((f["op"], f.get("code"), f.get("id")) for f in ann.frames()) == [
+        ("chat", None, None),
+        ("error", "unavailable", 1),
+    ]
+    assert [f.get("message") for f in bob.frames()] == ["2"]

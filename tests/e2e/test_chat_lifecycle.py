@@ -71,10 +71,15 @@ async def test_forwarded_for_from_an_untrusted_peer_is_ignored(env: Env) -> None
     assert events[1] == EnterEvent(room, "u", "127.0.0.5", "", "non-member")
 
 
-def _raw_websocket_enter(port: int, frame: dict[str, str]) -> socket.socket:
+def _raw_websocket_enter(
+    port: int, frame: dict[str, str], receive_buffer: int | None = None
+) -> socket.socket:
     """A client that opens a websocket, sends one frame, and then never reads nor answers
     a ping again, but keeps its TCP connection open: a vanished laptop."""
-    sock = socket.create_connection(("127.0.0.1", port))
+    sock = socket.socket()
+    if receive_buffer is not None:  # before connecting, so the TCP window stays that small
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+    sock.connect(("127.0.0.1", port))
     key = base64.b64encode(os.urandom(16)).decode()
     sock.sendall(
         (
@@ -202,3 +207,71 @@ async def test_unavailable_when_nats_is_down_and_served_again_after(env: Env) ->
         ExitEvent(room, "u"),
         DeleteEvent(room),
     ]
+
+
+def _close_code(sock: socket.socket) -> int | None:
+    """Read the server's frames (unmasked) until its close frame; its status code."""
+    buffer = b""
+
+    def take(n: int) -> bytes:
+        nonlocal buffer
+        while len(buffer) < n:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise EOFError
+            buffer += chunk
+        out, buffer = buffer[:n], buffer[n:]
+        return out
+
+    sock.settimeout(10)
+    try:
+        while True:
+            first, second = take(2)
+            size = second & 0x7F
+            if size == 126:
+                size = int.from_bytes(take(2), "big")
+            elif size == 127:
+                size = int.from_bytes(take(8), "big")
+            payload = take(size)
+            if first & 0x0F == 0x8:
+                return int.from_bytes(payload[:2], "big")
+    except (EOFError, OSError):
+        return None
+
+
+async def test_a_client_too_slow_to_read_is_dropped_not_buffered(env: Env) -> None:
+    # its own chat: a send budget of 1 frame (512 bytes unsent), pings too far apart to matter,
+    # and 60 kB messages, so the kernel's socket buffers (up to 4 MiB) fill in a few hundred
+    chat = env.system.service(
+        "chat",
+        CHAT_JWT_SECRET=SECRET,
+        CHAT_SEND_QUEUE="1",
+        CHAT_TEXT_MAX="60000",
+        CHAT_FRAME_MAX="65536",
+    )
+    chat.start()
+    room = "Slow reader"  # not registered: thousands of chats would hold up the dispatcher
+    sock: socket.socket | None = None
+    try:
+        sock = _raw_websocket_enter(
+            chat.port, {"op": "enter", "room": room, "user": "slow"}, receive_buffer=4096
+        )
+        talker = await Client.connect(chat.port, None, "127.0.0.8")
+        await talker.enter(room, "talker")
+        dropped = False
+        for _ in range(500):  # up to 30 MB of frames for the reader that does not read
+            await talker.send(op="chat", room=room, message="x" * 60000)
+            frame = await talker.recv()
+            while frame["op"] != "chat":
+                if frame == {"op": "exit", "room": room, "user": "slow"}:
+                    dropped = True
+                frame = await talker.recv()
+            if dropped:
+                break
+        assert dropped, "the reader that does not read was never dropped"
+        assert _close_code(sock) == 1008  # "client too slow", after the frames it was sent
+        await talker.close()
+    finally:
+        if sock is not None:
+            sock.close()
+        chat.stop()
