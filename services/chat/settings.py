@@ -23,7 +23,9 @@ class ChatSettings(CommonSettings):
     )
     chat_rate_burst: int = Field(10, ge=1, description="burst of requests per connection")
     chat_send_queue: int = Field(
-        1000, ge=1, description="frames queued to a slow client before it is dropped"
+        1000,
+        ge=1,
+        description="frames (counted as 512 bytes each) unsent to a slow client before it is dropped",
     )
     chat_publish_timeout_s: float = Field(
         5.0, gt=0, description="wait for JetStream to take an event"
