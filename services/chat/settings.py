@@ -25,7 +25,7 @@ class ChatSettings(CommonSettings):
     chat_send_queue: int = Field(
         1000,
         ge=1,
-        description="frames (counted as 512 bytes each) unsent to a slow client before it is dropped",
+        description="frames (512 bytes each) unsent to a slow client before it is dropped",
     )
     chat_publish_timeout_s: float = Field(
         5.0, gt=0, description="wait for JetStream to take an event"
