@@ -8,9 +8,11 @@ nobody registered for costs nothing. `SUBSCRIPTIONS_BUCKET` is the KV bucket of 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import nats
+import nats.errors
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import (
@@ -45,8 +47,15 @@ class Bus:
         return bool(self.nc.is_connected)
 
     async def close(self) -> None:
-        if not self.nc.is_closed:
+        """Drain (finish pending publishes and acks), or just close while NATS is unreachable:
+        nats-py refuses to drain while it is reconnecting."""
+        if self.nc.is_closed:
+            return
+        try:
             await self.nc.drain()
+        except nats.errors.Error:
+            with contextlib.suppress(Exception):  # the socket may be gone already
+                await self.nc.close()
 
 
 async def _on_error(exc: Exception) -> None:

@@ -302,12 +302,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         task = asyncio.create_task(maintenance.run(), name="registry-upkeep")
         yield
         await maintenance.stop(task)
-        try:
-            await holder.close()
-        except nats.errors.Error:  # drain refuses while reconnecting: close without it
-            if holder.bus is not None:
-                with contextlib.suppress(Exception):  # the socket may be gone already
-                    await holder.bus.nc.close()
+        await holder.close()
 
     app = FastAPI(
         title="Volano event registry",
