@@ -82,9 +82,14 @@ async def connect(settings: CommonSettings, name: str) -> Bus:
         disconnected_cb=_on_disconnected,
         reconnected_cb=_on_reconnected,
     )
-    js = nc.jetstream(timeout=5)
-    await _ensure_stream(js, settings)
-    subscriptions = await _ensure_bucket(js, settings)
+    try:
+        js = nc.jetstream(timeout=5)
+        await _ensure_stream(js, settings)
+        subscriptions = await _ensure_bucket(js, settings)
+    except BaseException:  # a caller that retries must not leave reconnecting clients behind
+        with contextlib.suppress(Exception):
+            await nc.close()
+        raise
     return Bus(nc, js, subscriptions)
 
 

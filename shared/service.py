@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -76,15 +77,17 @@ def health_router(is_ready: Callable[[], bool]) -> APIRouter:
     return router
 
 
-def run(app: FastAPI, settings: CommonSettings, port: int) -> None:
-    """Serve until SIGTERM or SIGINT, then shut down gracefully (uvicorn runs the lifespan exit)."""
+def run(app: FastAPI, settings: CommonSettings, port: int, **uvicorn_options: Any) -> None:
+    """Serve until SIGTERM or SIGINT, then shut down gracefully (uvicorn runs the lifespan exit)
+    within `SHUTDOWN_GRACE_S`. uvicorn's own X-Forwarded-For handling is off: only the chat
+    reads that header, and only from its trusted proxies."""
     configure_logging(settings.log_level)
     uvicorn.run(
         app,
         host=settings.bind_host,
         port=port,
         log_config=None,
-        timeout_graceful_shutdown=int(settings.shutdown_grace_s) or None,
-        ws_ping_interval=20,
-        ws_ping_timeout=20,
+        timeout_graceful_shutdown=max(1, math.ceil(settings.shutdown_grace_s)),
+        proxy_headers=False,
+        **uvicorn_options,
     )

@@ -419,8 +419,10 @@ async def sweep_orphans(bus: Bus, min_age_s: float = 300.0) -> int:
     bucket = await _registry_bucket(bus, None)
     cutoff = time.time() - min_age_s
     consumers: list[str] = []
+    offset = 0
     while True:
-        batch = await bus.js.consumers_info(EVENTS_STREAM, offset=len(consumers))
+        batch = await bus.js.consumers_info(EVENTS_STREAM, offset=offset)
+        offset += len(batch)
         consumers.extend(
             info.name
             for info in batch

@@ -7,11 +7,11 @@ client is told. Names are trimmed and checked here, once, at the edge.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from shared.events import KickType
+from shared.names import has_forbidden_name_characters
 
 __all__ = [
     "ChatError",
@@ -90,11 +90,6 @@ Request = EnterRequest | ChatRequest | RingRequest | KickRequest | ExitRequest
 
 # control characters (Unicode category Cc), lone surrogates (Cs), and U+FFFE/U+FFFF: together
 # everything XML 1.0 cannot carry, so a name reaches callbacks exactly as entered
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
-
-
-def _has_control(text: str) -> bool:
-    return _CONTROL.search(text) is not None
 
 
 _KICK_TYPES: dict[str, KickType] = {"remove": "remove", "disconnect": "disconnect", "ban": "ban"}
@@ -124,7 +119,7 @@ class _Fields:
         label = _LABELS.get(key, key)
         if not value:
             raise ChatError("bad_request", f"{label} must not be empty", self.id)
-        if _has_control(value):
+        if has_forbidden_name_characters(value):
             raise ChatError("bad_request", f"{label} must not contain control characters", self.id)
         if len(value) > max_len:
             raise ChatError("too_long", f"{label} is longer than {max_len} characters", self.id)

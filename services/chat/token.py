@@ -18,6 +18,8 @@ from typing import Literal
 
 import jwt
 
+from shared.names import has_forbidden_name_characters
+
 __all__ = ["ROLES", "Identity", "Role", "TokenError", "can_kick", "is_protected", "mint", "verify"]
 
 Role = Literal["member", "monitor", "admin"]
@@ -76,6 +78,8 @@ def verify(token: str, secret: str) -> Identity:
     name, role = claims.get("sub"), claims.get("role")
     if not isinstance(name, str) or not name.strip():
         raise TokenError("the member token names no member")
+    if has_forbidden_name_characters(name):
+        raise TokenError("the member token's name has control characters")
     if role not in ROLES:
         raise TokenError("the member token has an unknown role")
     return Identity(name.strip(), role)

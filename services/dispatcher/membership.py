@@ -20,7 +20,7 @@ from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import NoKeysError
 from nats.js.kv import KeyValue
 
-from shared.bus import Bus
+from shared.bus import Bus, ensure_key_value
 
 __all__ = ["MEMBERS_BUCKET", "Membership"]
 
@@ -57,10 +57,7 @@ class Membership:
                 storage=StorageType.MEMORY,
                 replicas=self.replicas,
             )
-            try:
-                self._kv = await self.bus.js.create_key_value(config)
-            except Exception:  # exists already, perhaps with another replica's TTL
-                self._kv = await self.bus.js.key_value(MEMBERS_BUCKET)
+            self._kv = await ensure_key_value(self.bus.js, config)
         return self._kv
 
     async def run(self) -> None:

@@ -90,14 +90,19 @@ class SubscriptionWorker:
         sub = self.subscription
         try:
             pull = await self.bus.js.pull_subscribe_bind(durable=sub.id, stream=EVENTS_STREAM)
-            info = await pull.consumer_info()
         except NotFoundError:
             log.warning("no consumer for %s; ending it", sub.id)
             await self._end("no consumer")
             return
-        if info.config.ack_wait:
-            self._ack_wait = float(info.config.ack_wait)
-        try:
+        try:  # from here on the pull subscription exists and is always unsubscribed
+            try:
+                info = await pull.consumer_info()
+            except NotFoundError:
+                log.warning("no consumer for %s; ending it", sub.id)
+                await self._end("no consumer")
+                return
+            if info.config.ack_wait:
+                self._ack_wait = float(info.config.ack_wait)
             await self._loop(pull)
         finally:
             with contextlib.suppress(Exception):

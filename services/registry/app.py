@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import hmac
 import logging
+import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -227,8 +228,12 @@ def _printable(value: Any) -> Any:
     return value
 
 
+_SUB_ID = re.compile(r"sub_[a-z2-7]{24}")
+
+
 def _valid_id(sub_id: str) -> bool:
-    return len(sub_id) == 28 and sub_id.startswith("sub_") and sub_id[4:].isalnum()
+    """The shape `subscription_id` makes (lower-case base32); anything else is simply 404."""
+    return _SUB_ID.fullmatch(sub_id) is not None
 
 
 def _error(description: str, example: str) -> dict[str, Any]:

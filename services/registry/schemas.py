@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from services.registry.prefix import MAX_URL_LENGTH, UrlError, normalise_url
+from shared.names import has_forbidden_name_characters
 
 __all__ = [
     "ROOM_MAX",
@@ -22,9 +22,6 @@ __all__ = [
 ]
 
 ROOM_MAX = 100  # as the chat service (SPEC §4)
-# What the chat service refuses in a name: control characters (Cc), lone surrogates (Cs) and
-# U+FFFE/U+FFFF, none of which XML 1.0 can carry. A room the chat cannot have is refused here.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 
 EXAMPLE_ID = "sub_3qbmd2nuzvrhahc5ojlcfk4b"
 EXAMPLE_URL = "https://hooks.example.com/volano"
@@ -38,7 +35,7 @@ def check_room(value: str) -> str:
         raise ValueError("room name must not be empty or only white space")
     if len(room) > ROOM_MAX:
         raise ValueError(f"room name is longer than {ROOM_MAX} characters")
-    if _CONTROL.search(room):
+    if has_forbidden_name_characters(room):  # a room the chat cannot have
         raise ValueError("room name must not contain control characters")
     return room
 

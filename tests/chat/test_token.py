@@ -32,6 +32,8 @@ def test_mint_and_verify() -> None:
         jwt.encode({"role": "admin"}, KEY, algorithm="HS256"),  # no sub
         jwt.encode({"sub": "Ann", "role": "king"}, KEY, algorithm="HS256"),
         jwt.encode({"sub": " ", "role": "member"}, KEY, algorithm="HS256"),
+        jwt.encode({"sub": "Ann\u0007", "role": "member"}, KEY, algorithm="HS256"),
+        jwt.encode({"sub": "A\nnn", "role": "member"}, KEY, algorithm="HS256"),
         jwt.encode({"sub": "Ann", "role": "admin"}, KEY, algorithm="HS512"),
         jwt.encode({"sub": "Ann", "role": "admin"}, None, algorithm="none"),
     ],
