@@ -31,14 +31,11 @@ __all__ = [
 class ChatError(Exception):
     """A request refused: `code` is one of SPEC §4's error codes."""
 
-    def __init__(
-        self, code: str, message: str, request_id: Any = None, fatal: bool = False
-    ) -> None:
+    def __init__(self, code: str, message: str, request_id: Any = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.request_id = request_id
-        self.fatal = fatal
 
 
 @dataclass(frozen=True, slots=True)
