@@ -143,12 +143,17 @@ class Supervisor:
             keys = set()
         for gone in set(self.registrations) - keys:
             self._removed(gone)
-        for new in keys - set(self.registrations):
-            sub = await get_subscription(self.bus, new)
+        for key in keys:  # every entry, not only new keys: one may have been made again
+            sub = await get_subscription(self.bus, key)
             if sub is not None:
                 self._added(sub)
 
     def _added(self, sub: Subscription) -> None:
+        known = self.registrations.get(sub.id)
+        if known is not None and known != sub:
+            # Deleted and registered again while we did not see the delete (the same room and
+            # URL give the same id): a new consumer and a new secret, so a new worker.
+            self._removed(sub.id)
         self.registrations[sub.id] = sub
         if sub.id not in self.workers and owner(sub.id, self.members) == self.me:
             self._start(sub)

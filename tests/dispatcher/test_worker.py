@@ -4,6 +4,7 @@ POST lasts longer than `ack_wait` is not handed to anyone else meanwhile (in_pro
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 import pytest
@@ -11,11 +12,12 @@ from nats.errors import TimeoutError as NatsTimeoutError
 
 from services.dispatcher.http import http_client
 from services.dispatcher.settings import DispatcherSettings
+from services.dispatcher.supervisor import Supervisor
 from services.dispatcher.worker import SubscriptionWorker
 from shared.subjects import EVENTS_STREAM
 from shared.subscriptions import Subscription, consumer_config, new_secret, subscription_id
 from tests.conftest import NatsServer
-from tests.dispatcher.support import bus_for, feed, numbers
+from tests.dispatcher.support import bus_for, feed, numbers, register
 
 pytestmark = pytest.mark.e2e
 
@@ -51,3 +53,27 @@ async def test_a_post_longer_than_ack_wait_is_not_redelivered(
     assert numbers(slow.received) == [0, 1]
     assert len(slow.received) == 2
     assert info.num_redelivered == 0
+
+
+async def test_a_registration_made_again_is_served_with_its_new_secret(
+    nats_server: NatsServer, receiver_factory: Any
+) -> None:
+    """A delete seen only as a changed entry (the watch restarted between the delete and the new
+    registration) must not leave a worker signing with the old secret."""
+    receiver = receiver_factory()
+    bus = await bus_for(nats_server.url)
+    first = await register(bus, "Again", receiver.url)
+    settings = DispatcherSettings(nats_url=nats_server.url)
+    async with http_client(settings) as client:
+        supervisor = Supervisor(bus, client, settings, "only-replica")
+        supervisor._added(first)
+        old_worker, _ = supervisor.workers[first.id]
+        again = dataclasses.replace(first, secret=new_secret())
+        supervisor._added(again)
+        worker, _ = supervisor.workers[first.id]
+        assert worker is not old_worker
+        assert worker.subscription.secret == again.secret
+        supervisor._added(again)  # the same entry once more changes nothing
+        assert supervisor.workers[first.id][0] is worker
+        await supervisor.stop_all(1.0)
+    await bus.close()
