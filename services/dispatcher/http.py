@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Mapping
 
 import httpx
@@ -27,6 +28,9 @@ __all__ = ["ANSWER_MAX_BYTES", "USER_AGENT", "CallbackClient", "NoAnswer", "http
 
 USER_AGENT = "volano-dispatcher/0.1"
 ANSWER_MAX_BYTES = 64 * 1024  # of a callback's answer body, read and dropped
+
+
+_parsed_url = functools.lru_cache(maxsize=4096)(httpx.URL)  # bounded: URLs come and go
 
 
 class NoAnswer(Exception):
@@ -40,18 +44,14 @@ class CallbackClient:
         self.transport = transport
         self.timeout_s = timeout_s
         self._timeouts = httpx.Timeout(timeout_s).as_dict()
-        self._urls: dict[str, httpx.URL] = {}  # parsed once per callback URL
 
     async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> int:
         """The status of the answer. At most ANSWER_MAX_BYTES of its body are read (and
         dropped), so no callback can make the dispatcher hold a large answer in memory; the
         whole exchange is bounded by `timeout_s`. Raises NoAnswer."""
-        parsed = self._urls.get(url)
-        if parsed is None:
-            parsed = self._urls[url] = httpx.URL(url)
         request = httpx.Request(
             "POST",
-            parsed,
+            _parsed_url(url),
             content=body,
             headers={"user-agent": USER_AGENT, **headers},
             extensions={"timeout": self._timeouts},
