@@ -56,6 +56,17 @@ async def register(bus: Bus, room: str, url: str) -> Subscription:
     return sub
 
 
+async def register_and_feed(nats_url: str, room: str, url: str, start: int, stop: int) -> None:
+    """Register `url` for `room`, then publish `m{start}` .. `m{stop-1}` there, on a connection
+    of its own that is closed afterwards."""
+    bus = await bus_for(nats_url)
+    try:
+        await register(bus, room, url)
+        await feed(bus, room, start, stop)
+    finally:
+        await bus.close()
+
+
 async def wait_gone(bus: Bus, sub_id: str, within_s: float) -> bool:
     """True once the registration is gone: its KV entry and its consumer (which would
     otherwise keep its events in the stream)."""

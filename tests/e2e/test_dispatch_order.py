@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import System
-from tests.dispatcher.support import bus_for, feed, metric, numbers, register, wait_until
+from tests.dispatcher.support import metric, numbers, register_and_feed, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -19,12 +19,7 @@ async def test_a_thousand_events_arrive_in_order(system: System, receiver_factor
     receiver = receiver_factory()
     system.service("dispatcher").start()
     room = "Thousand"
-    bus = await bus_for(system.nats.url)
-    try:
-        await register(bus, room, receiver.url)
-        await feed(bus, room, 0, 1000)
-    finally:
-        await bus.close()
+    await register_and_feed(system.nats.url, room, receiver.url, 0, 1000)
     received = receiver.wait_for(1000, timeout=60)
     assert numbers(received) == list(range(1000))
     assert len(received) == 1000  # no duplicate either, in normal operation
@@ -37,12 +32,7 @@ async def test_nothing_is_lost_when_the_dispatcher_is_killed(
     dispatcher = system.service("dispatcher")
     dispatcher.start()
     room = "Crash"
-    bus = await bus_for(system.nats.url)
-    try:
-        await register(bus, room, receiver.url)
-        await feed(bus, room, 0, 2000)
-    finally:
-        await bus.close()
+    await register_and_feed(system.nats.url, room, receiver.url, 0, 2000)
     receiver.wait_for(600, timeout=60)
     dispatcher.stop(signal.SIGKILL)
     midway = len(receiver.received)
@@ -58,23 +48,13 @@ async def test_nothing_is_lost_when_nats_is_killed(system: System, receiver_fact
     dispatcher = system.service("dispatcher")
     dispatcher.start()
     room = "NatsCrash"
-    bus = await bus_for(system.nats.url)
-    try:
-        await register(bus, room, receiver.url)
-        await feed(bus, room, 0, 1000)
-    finally:
-        await bus.close()
+    await register_and_feed(system.nats.url, room, receiver.url, 0, 1000)
     receiver.wait_for(300, timeout=60)
     system.nats.stop(signal.SIGKILL)
     midway = len(receiver.received)
     await asyncio.sleep(1)
     system.nats.start()
-    bus = await bus_for(system.nats.url)
-    try:
-        await register(bus, room, late.url)
-        await feed(bus, room, 1000, 2000)
-    finally:
-        await bus.close()
+    await register_and_feed(system.nats.url, room, late.url, 1000, 2000)
     assert midway < 1000
     assert await wait_until(lambda: len(set(numbers(receiver.received))) == 2000, 90)
     assert numbers(receiver.received) == list(range(2000))
