@@ -11,9 +11,7 @@ import asyncio
 import contextlib
 import logging
 
-import nats
 import nats.errors
-from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import (
     KeyValueConfig,
@@ -24,6 +22,7 @@ from nats.js.api import (
 from nats.js.errors import BadRequestError
 from nats.js.kv import KeyValue
 
+from shared.natsclient import Client
 from shared.settings import CommonSettings
 from shared.subjects import EVENT_SUBJECTS, EVENTS_STREAM
 
@@ -72,11 +71,12 @@ async def _on_reconnected() -> None:
 
 async def connect(settings: CommonSettings, name: str) -> Bus:
     """Connect (retrying until NATS answers) and make sure the stream and bucket exist."""
-    nc = await nats.connect(
+    nc = Client()
+    await nc.connect(
         servers=[s.strip() for s in settings.nats_url.split(",") if s.strip()],
         name=name,
         max_reconnect_attempts=-1,
-        reconnect_time_wait=0.5,
+        reconnect_time_wait=0.5,  # type: ignore[arg-type]  # seconds; annotated int, used as float
         allow_reconnect=True,
         error_cb=_on_error,
         disconnected_cb=_on_disconnected,

@@ -20,6 +20,7 @@ __all__ = [
     "ExitEvent",
     "KickEvent",
     "RingEvent",
+    "compact_json",
     "event_from_dict",
     "event_to_dict",
     "from_json",
@@ -130,8 +131,12 @@ def _check_attribute(event: Event) -> None:
         raise ValueError(f"kick: bad type {event.type!r}")
 
 
+# `json.dumps(obj, separators=(",", ":"))` without building a new encoder on every call
+compact_json = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def to_json(event: Event) -> bytes:
-    return json.dumps(event_to_dict(event), separators=(",", ":")).encode("ascii")
+    return compact_json(event_to_dict(event)).encode("ascii")
 
 
 def from_json(payload: bytes) -> Event:

@@ -132,11 +132,11 @@ class AsgiLink:
         self._queue: asyncio.Queue[Outgoing | Close | None] = asyncio.Queue(queue_max)
         self._writer = asyncio.create_task(self._write_loop())
 
-    def send_frame(self, frame: Outgoing) -> None:
+    def send_frame(self, frame: Outgoing) -> bool:
+        if self._queue.full():
+            return False
         self._queue.put_nowait(frame)
-
-    def overloaded(self) -> bool:
-        return self._queue.full()
+        return True
 
     def close_after(self, code: int, reason: str) -> None:
         if self._queue.full():  # too slow: what is queued will not be read anyway

@@ -1,8 +1,8 @@
 """One client's connection and the `Link` its frames leave by.
 
-A frame is written to the client's socket at once (`Link.send`), in the order the server produced
+A frame is written to the client's socket at once (`Link.send_frame`), in the order the server produced
 it, so a broadcast is one loop over the room with no task, queue or await per recipient. A client
-that cannot keep up (its link reports `overloaded`: too many bytes not yet taken by the peer) is
+that cannot keep up (its link refuses the frame: too many bytes not yet taken by the peer) is
 dropped, never buffered forever.
 """
 
@@ -33,11 +33,9 @@ class Close:
 class Link(Protocol):
     """Where a connection's frames go (services/chat/wsserver.py; an ASGI fallback in app.py)."""
 
-    def send_frame(self, frame: Outgoing) -> None:
-        """Write the frame now (or queue it in order); never waits."""
-
-    def overloaded(self) -> bool:
-        """The peer is so far behind that it must be dropped."""
+    def send_frame(self, frame: Outgoing) -> bool:
+        """Write the frame now (or queue it in order); never waits. False, with nothing
+        written, when the peer is so far behind that it must be dropped."""
 
     def close_after(self, code: int, reason: str) -> None:
         """Close the websocket after the frames already sent; the reader then sees a
@@ -54,6 +52,7 @@ class Connection:
         self.closing = False  # kicked or shutting down: no further request is handled
         self.closed = False  # the close handshake was started: nothing more is sent
         self._link = link
+        self._send = link.send_frame  # bound once: called for every frame of every broadcast
 
     def __hash__(self) -> int:
         return self.id
@@ -62,13 +61,10 @@ class Connection:
         return self is other
 
     def push(self, frame: Outgoing) -> None:
-        if self.closed:
+        if self.closed or self._send(frame):
             return
-        if self._link.overloaded():
-            self.closed = True
-            self._link.close_after(CLOSE_TOO_SLOW, "client too slow")
-            return
-        self._link.send_frame(frame)
+        self.closed = True
+        self._link.close_after(CLOSE_TOO_SLOW, "client too slow")
 
     def close_after_sending(self, code: int, reason: str) -> None:
         """Close the websocket after what was sent so far."""

@@ -25,20 +25,13 @@ def text_frame(text: str) -> bytes:
 
 
 class Outgoing:
-    """One frame for one or many recipients: its JSON text and, built on first use, its bytes
-    on the wire."""
+    """One frame for one or many recipients: its JSON text and its bytes on the wire."""
 
-    __slots__ = ("_wire", "text")
+    __slots__ = ("text", "wire")
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self._wire: bytes | None = None
-
-    @property
-    def wire(self) -> bytes:
-        if self._wire is None:
-            self._wire = text_frame(self.text)
-        return self._wire
+        self.wire = text_frame(text)
 
     def __repr__(self) -> str:
         return f"Outgoing({self.text!r})"

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from shared.events import KickType
+from shared.events import KickType, compact_json
 from shared.names import has_forbidden_name_characters
 
 __all__ = [
@@ -175,7 +175,7 @@ def parse_request(text: str, limits: Limits) -> Request:
 
 
 def encode(frame: dict[str, Any]) -> str:
-    return json.dumps(frame, separators=(",", ":"))
+    return compact_json(frame)
 
 
 def error_frame(error: ChatError) -> str:

@@ -12,18 +12,15 @@ from __future__ import annotations
 import asyncio
 import functools
 import itertools
-import json
 import logging
 import secrets
 from collections.abc import Sequence
 from dataclasses import fields
 
-from nats.aio.client import Client
-from nats.aio.msg import Msg
-
 from services.chat.protocol import ChatError
 from shared.bus import BusHolder
-from shared.events import EVENT_TYPES, Event, field_name
+from shared.events import EVENT_TYPES, Event, compact_json, field_name
+from shared.natsclient import Client, msg_id_header
 from shared.subjects import event_subject
 
 __all__ = ["Publisher", "payload"]
@@ -47,7 +44,7 @@ def payload(event: Event) -> bytes:
     data = {"kind": event.kind}
     for wire, attr in _FIELDS[type(event)]:
         data[wire] = getattr(event, attr)
-    return json.dumps(data, separators=(",", ":")).encode("ascii")
+    return compact_json(data).encode("ascii")
 
 
 def _unavailable() -> ChatError:
@@ -55,7 +52,8 @@ def _unavailable() -> ChatError:
 
 
 class _Acks:
-    """PubAcks for one NATS connection: `<inbox>.<n>` → the future of publish n."""
+    """PubAcks for one NATS connection: `<inbox>.<n>` → the future of publish n, resolved in
+    nats-py's read loop as the ack is parsed (`Client.handle_inline`)."""
 
     def __init__(self, nc: Client) -> None:
         self.nc = nc
@@ -63,30 +61,35 @@ class _Acks:
         self.loop = asyncio.get_running_loop()
         self.inbox = nc.new_inbox()
         self.cut = len(self.inbox) + 1
-        # publish token → its future and the timer that fails it if no ack comes
-        self.waiting: dict[str, tuple[asyncio.Future[None], asyncio.TimerHandle]] = {}
+        # publish number → its future and the timer that fails it if no ack comes
+        self.waiting: dict[int, tuple[asyncio.Future[None], asyncio.TimerHandle]] = {}
 
     async def start(self) -> None:
-        await self.nc.subscribe(self.inbox + ".*", cb=self._on_ack)
+        sub = await self.nc.subscribe(self.inbox + ".*")
+        self.nc.handle_inline(sub._id, self._on_ack)
 
-    async def _on_ack(self, msg: Msg) -> None:
-        entry = self.waiting.pop(msg.subject[self.cut :], None)
+    def _on_ack(self, subject: bytes, data: bytes, headers: bytes) -> None:
+        try:
+            entry = self.waiting.pop(int(subject[self.cut :]), None)
+        except ValueError:
+            return
         if entry is None:
             return
         future, timer = entry
         timer.cancel()
         if future.done():
             return
-        if msg.headers and msg.headers.get("Status") == "503":  # no stream for the subject
+        if headers:  # a status such as 503: no stream for the subject
+            log.warning("JetStream answered an event with %r", headers.split(b"\r\n", 1)[0])
             future.set_exception(_unavailable())
-        elif b'"error"' in msg.data:
-            log.warning("JetStream refused an event: %s", json.loads(msg.data).get("error"))
+        elif b'"error"' in data:
+            log.warning("JetStream refused an event: %s", data[:300].decode("utf-8", "replace"))
             future.set_exception(_unavailable())
         else:
             future.set_result(None)
 
-    def expire(self, token: str) -> None:
-        future, _ = self.waiting.pop(token, (None, None))
+    def expire(self, n: int) -> None:
+        future, _ = self.waiting.pop(n, (None, None))
         if future is not None and not future.done():
             log.warning("no acknowledgement from JetStream in time")
             future.set_exception(_unavailable())
@@ -119,19 +122,18 @@ class Publisher:
             acks = self._acks = _Acks(bus.nc)
             await acks.start()
         n = next(_counter)
-        token = str(n)
         loop = acks.loop
         future: asyncio.Future[None] = loop.create_future()
-        acks.waiting[token] = (future, loop.call_later(self._timeout_s, acks.expire, token))
+        acks.waiting[n] = (future, loop.call_later(self._timeout_s, acks.expire, n))
         try:
-            await bus.nc.publish(
+            acks.nc.publish_nowait(
                 _subject(event.room, event.kind),
                 payload(event),
-                reply=f"{acks.inbox}.{token}",
-                headers={"Nats-Msg-Id": msg_id or f"{_PREFIX}{n}"},
+                f"{acks.inbox}.{n}",
+                msg_id_header(msg_id or f"{_PREFIX}{n}"),
             )
         except Exception as exc:
-            acks.waiting.pop(token)[1].cancel()
+            acks.waiting.pop(n)[1].cancel()
             log.warning("publish failed: %s", exc)
             raise _unavailable() from exc
         return future

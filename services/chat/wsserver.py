@@ -29,12 +29,14 @@ class ChatWebSocketProtocol(WebSocketsSansIOProtocol):
         self.scope["extensions"][LINK] = self  # type: ignore[assignment]
         await super().run_asgi()
 
-    def send_frame(self, frame: Outgoing) -> None:
-        if not (self.close_sent or self.disconnected):
-            self.transport.write(frame.wire)
-
-    def overloaded(self) -> bool:
-        return self.transport.get_write_buffer_size() > self.send_limit
+    def send_frame(self, frame: Outgoing) -> bool:
+        if self.close_sent or self.disconnected:
+            return True
+        transport = self.transport
+        if transport.get_write_buffer_size() > self.send_limit:
+            return False
+        transport.write(frame.wire)
+        return True
 
     def close_after(self, code: int, reason: str) -> None:
         """What uvicorn does for an ASGI `websocket.close`, without waiting for the write

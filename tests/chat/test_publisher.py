@@ -1,8 +1,17 @@
-"""The chat's event payloads are `shared.events.to_json`, byte for byte."""
+"""The chat's event payloads are `shared.events.to_json`, byte for byte; the publisher against a
+real JetStream."""
 
 from __future__ import annotations
 
-from services.chat.publisher import payload
+import asyncio
+
+import pytest
+from nats.js.api import ConsumerConfig, DiscardPolicy
+
+from services.chat.protocol import ChatError
+from services.chat.publisher import Publisher, payload
+from services.chat.settings import ChatSettings
+from shared.bus import BusHolder
 from shared.events import (
     ChatEvent,
     CreateEvent,
@@ -14,6 +23,8 @@ from shared.events import (
     RingEvent,
     to_json,
 )
+from shared.subjects import EVENTS_STREAM
+from tests.conftest import NatsServer
 
 
 def test_payload_is_to_json_for_every_kind() -> None:
@@ -28,3 +39,36 @@ def test_payload_is_to_json_for_every_kind() -> None:
     ]
     for event in events:
         assert payload(event) == to_json(event)
+
+
+async def test_submitted_events_are_stored_in_order_or_refused(nats_server: NatsServer) -> None:
+    """Against a real JetStream: every future resolves once its event is stored, in the order
+    written, with its message id; a refusal (stream full) and a missing stream (503) fail the
+    future with `unavailable`."""
+    holder = BusHolder(ChatSettings(nats_url=nats_server.url), "test")
+    holder.start()
+    bus = await asyncio.wait_for(holder.wait(), 30)
+    # interest retention keeps events only while a consumer still has to deliver them
+    await bus.js.add_consumer(EVENTS_STREAM, ConsumerConfig(durable_name="keep"))
+    publisher = Publisher(holder, timeout_s=5)
+    events = [ChatEvent(f"room-{i % 3}", "ann", f"m{i}") for i in range(200)]
+    ids = publisher.new_ids(len(events))
+    futures = [await publisher.submit(e, i) for e, i in zip(events, ids, strict=True)]
+    await asyncio.wait_for(asyncio.gather(*futures), 10)
+    stored = [await bus.js.get_msg(EVENTS_STREAM, seq) for seq in range(1, 201)]
+    assert [s.data for s in stored] == [payload(e) for e in events]
+    assert [s.headers and s.headers["Nats-Msg-Id"] for s in stored] == ids
+
+    info = await bus.js.stream_info(EVENTS_STREAM)
+    info.config.max_msgs = 200
+    info.config.discard = DiscardPolicy.NEW
+    await bus.js.update_stream(info.config)
+    with pytest.raises(ChatError) as refused:
+        await asyncio.wait_for(await publisher.submit(events[0]), 10)
+    assert refused.value.code == "unavailable"
+
+    await bus.js.delete_stream(EVENTS_STREAM)
+    with pytest.raises(ChatError) as missing:
+        await asyncio.wait_for(await publisher.submit(events[0]), 10)
+    assert missing.value.code == "unavailable"
+    await holder.close()

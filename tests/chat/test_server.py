@@ -75,11 +75,11 @@ class MemoryLink:
         self.sent: list[Outgoing | Close] = []
         self.behind = False  # the peer stopped reading
 
-    def send_frame(self, frame: Outgoing) -> None:
+    def send_frame(self, frame: Outgoing) -> bool:
+        if self.behind:
+            return False
         self.sent.append(frame)
-
-    def overloaded(self) -> bool:
-        return self.behind
+        return True
 
     def close_after(self, code: int, reason: str) -> None:
         self.sent.append(Close(code, reason))
