@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 from shared.bus import Bus, connect  # noqa: E402
 from shared.codec import parse  # noqa: E402
 from shared.events import ChatEvent, to_json  # noqa: E402
-from shared.nats_binary import nats_server_binary  # noqa: E402
+from shared.nats_binary import nats_server_binary, nats_server_env  # noqa: E402
 from shared.settings import CommonSettings  # noqa: E402
 from shared.subjects import event_subject  # noqa: E402
 from shared.subscriptions import (  # noqa: E402
@@ -161,7 +161,9 @@ class Processes:
         exe = nats_server_binary()
         args = [exe, "-js", "-a", "127.0.0.1", "-p", str(self.nats_port), "-sd", str(self.tmp)]
         self.procs.append(
-            subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+            subprocess.Popen(
+                args, env=nats_server_env(), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+            )
         )
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:

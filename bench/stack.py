@@ -23,7 +23,7 @@ from types import TracebackType
 import httpx
 
 from bench.util import free_port, wait_for_port
-from shared.nats_binary import nats_server_binary
+from shared.nats_binary import nats_server_binary, nats_server_env
 
 __all__ = ["ROOT", "Proc", "Stack", "cpu_seconds"]
 
@@ -117,6 +117,7 @@ class Stack:
         proc = self.spawn(
             "nats",
             [nats_server_binary(), "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(self.dir)],
+            nats_server_env(),
         )
         wait_for_port(port)
         self.nats_url = f"nats://127.0.0.1:{port}"

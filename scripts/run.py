@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from shared.nats_binary import nats_server_binary
+from shared.nats_binary import nats_server_binary, nats_server_env
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
@@ -57,7 +57,7 @@ def main() -> int:
     ]
     procs: list[tuple[str, subprocess.Popen[bytes]]] = []
     try:
-        procs.append(("nats", subprocess.Popen(nats_cmd)))
+        procs.append(("nats", subprocess.Popen(nats_cmd, env=nats_server_env())))
         if not wait_for_port(int(env["NATS_PORT"])):
             print("nats-server did not start", file=sys.stderr)
             return 1

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.nats_binary import nats_server_binary
+from shared.nats_binary import nats_server_binary, nats_server_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,6 +64,7 @@ class NatsServer:
                 "-sd",
                 str(self.store),
             ],
+            env=nats_server_env(),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -1,9 +1,9 @@
 """One client's connection and the `Link` its frames leave by.
 
-A frame is written to the client's socket at once (`Link.send_frame`), in the order the server produced
-it, so a broadcast is one loop over the room with no task, queue or await per recipient. A client
-that cannot keep up (its link refuses the frame: too many bytes not yet taken by the peer) is
-dropped, never buffered forever.
+A frame is written to the client's socket at once (`Link.send_frame`), in the order the server
+produced it, so a broadcast is one loop over the room with no task, queue or await per recipient.
+A client that cannot keep up (its link refuses the frame: too many bytes not yet taken by the
+peer) is dropped, never buffered forever.
 """
 
 from __future__ import annotations
