@@ -26,7 +26,7 @@ from pathlib import Path
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
-from bench.stack import ROOT, Proc, Stack
+from bench.stack import ROOT, Proc, Stack, shown
 from bench.util import (
     free_port,
     install_uvloop,
@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
                 + f"; load {r.load[0]:.2f}",
                 flush=True,
             )
-    print(f"results: {out.relative_to(ROOT)}")
+    print(f"results: {shown(out)}")
     return 0
 
 

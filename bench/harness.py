@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 
 from bench.lag import dispatcher_lag
-from bench.stack import ROOT, Proc, Stack, cpu_seconds
+from bench.stack import ROOT, Proc, Stack, cpu_seconds, shown
 from bench.util import free_port, load_average, quick_mode, raise_nofile, wait_for_port
 
 __all__ = ["MODES", "RunResult", "main", "run_once"]
@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
     print("\n" + summarise(results, modes))
-    print(f"\nresults: {out.relative_to(ROOT)}")
+    print(f"\nresults: {shown(out)}")
     if args.plot:
         from bench.plot import plot
 

@@ -25,11 +25,16 @@ import httpx
 from bench.util import free_port, wait_for_port
 from shared.nats_binary import nats_server_binary, nats_server_env
 
-__all__ = ["ROOT", "Proc", "Stack", "cpu_seconds"]
+__all__ = ["ROOT", "Proc", "Stack", "cpu_seconds", "shown"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
 _TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def shown(path: Path) -> Path:
+    """`path` relative to the checkout when it lies inside it (an `--out` may point elsewhere)."""
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
 
 
 def cpu_seconds(pid: int) -> float:
