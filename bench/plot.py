@@ -79,7 +79,7 @@ def plot(paths: list[Path], out: Path) -> None:
         color="grey",
         linestyle="--",
         marker="s",
-        label="original VolanoChat (reference figures)",
+        label="original VolanoChat (reference figures, measured on another day)",
     )
     rooms = sorted({r for by_rooms in data.values() for r in by_rooms} | set(ORIGINAL))
     ax.set_xticks(rooms)
