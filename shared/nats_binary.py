@@ -14,8 +14,9 @@ __all__ = ["COLOCATED_ENV", "nats_server_binary", "nats_server_env"]
 
 # On one machine shared with the services (`make run`, tests, benchmarks), nats-server's Go
 # scheduler gets one thread for Go code: with one per core it spins looking for work on every
-# publish that wakes it, which on the 2-core development machine cost ~30 % more nats-server CPU
-# per JetStream publish (docs/benchmarks.md). In Kubernetes, Go sizes it from the pod's CPU limit.
+# publish that wakes it, which on the 2-core development machine cost 1.4-1.5 x the nats-server
+# CPU per JetStream publish (docs/benchmarks.md). In Kubernetes nats-server has pods of its own,
+# and Go sizes it from their CPU limit, or the node's cores.
 COLOCATED_ENV = {"GOMAXPROCS": "1"}
 
 
