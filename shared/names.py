@@ -1,4 +1,5 @@
-"""What a user or room name may contain (SPEC §4), for the chat, the registry and member tokens.
+"""What a user or room name may contain (docs/websocket.md), for the chat, the registry and
+member tokens.
 
 A name refuses control characters (Cc), lone surrogates (Cs) and U+FFFE/U+FFFF: none of them
 can stand in XML 1.0, so a name that passes reaches every callback exactly as it was typed.

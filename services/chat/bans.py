@@ -1,6 +1,6 @@
-"""Bans (SPEC §1 `kick type="ban"`): a banned host and member name may not enter any room for
-`CHAT_BAN_MINUTES`. Bans live in a NATS KV bucket of the chat's own, each entry with its own
-TTL, so they hold across restarts and for every chat replica, and vanish by themselves."""
+"""Bans (docs/callbacks.md, `kick type="ban"`): a banned host and member name may not enter any
+room for `CHAT_BAN_MINUTES`. Bans live in a NATS KV bucket of the chat's own, each entry with its
+own TTL, so they hold across restarts and for every chat replica, and vanish by themselves."""
 
 from __future__ import annotations
 

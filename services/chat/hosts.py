@@ -1,4 +1,4 @@
-"""The `host` of an event (SPEC §1): the peer's address, or the first `X-Forwarded-For`
+"""The `host` of an event (docs/callbacks.md): the peer's address, or the first `X-Forwarded-For`
 address when the peer is a trusted proxy (an ingress on Kubernetes)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The websocket protocol of SPEC §4: client frames in, server frames out, no I/O.
+"""The websocket protocol of docs/websocket.md: client frames in, server frames out, no I/O.
 
 `parse_request` turns one text frame into a typed request or raises `ChatError` with the code the
 client is told. Names are trimmed and checked here, once, at the edge.
@@ -29,7 +29,7 @@ __all__ = [
 
 
 class ChatError(Exception):
-    """A request refused: `code` is one of SPEC §4's error codes."""
+    """A request refused: `code` is one of docs/websocket.md's error codes."""
 
     def __init__(self, code: str, message: str, request_id: Any = None) -> None:
         super().__init__(message)

@@ -1,4 +1,4 @@
-"""Putting accepted events onto JetStream (SPEC §5).
+"""Putting accepted events onto JetStream (docs/operations.md).
 
 A publish is a core NATS message with a reply subject in this process's own inbox; JetStream's
 acknowledgement (PubAck) comes back there and resolves the publish's future. So a publish is

@@ -1,4 +1,4 @@
-"""Flood control (SPEC §4): a token bucket per connection, with the clock passed in."""
+"""Flood control (docs/websocket.md): a token bucket per connection, with the clock passed in."""
 
 from __future__ import annotations
 

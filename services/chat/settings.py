@@ -1,4 +1,4 @@
-"""Chat settings (SPEC §4, §6), VolanoChat's defaults."""
+"""Chat settings (docs/websocket.md, docs/operations.md), VolanoChat's defaults."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Member tokens (SPEC §4): HS256 JWTs with `sub` = member name and `role`.
+"""Member tokens (docs/websocket.md): HS256 JWTs with `sub` = member name and `role`.
 
 `verify` is pure (key and clock in, identity out); `mint` makes one. Run as a program to mint:
 

@@ -1,4 +1,4 @@
-"""Parsing client frames (SPEC §4), no I/O."""
+"""Parsing client frames (docs/websocket.md), no I/O."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Member tokens and roles (SPEC §4)."""
+"""Member tokens and roles (docs/websocket.md)."""
 
 from __future__ import annotations
 

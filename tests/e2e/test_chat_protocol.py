@@ -1,6 +1,6 @@
-"""The chat protocol of SPEC §4 against a live chat service, and the exact XML each op produces
-at a real callback (SPEC §1). nats-server, registry, dispatcher and chat run as processes, once
-for the module; each test uses rooms of its own."""
+"""The chat protocol of docs/websocket.md against a live chat service, and the exact XML each op
+produces at a real callback (docs/callbacks.md). nats-server, registry, dispatcher and chat run as
+processes, once for the module; each test uses rooms of its own."""
 
 from __future__ import annotations
 

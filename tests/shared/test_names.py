@@ -1,4 +1,4 @@
-"""Characters a user or room name may not hold (SPEC §4)."""
+"""Characters a user or room name may not hold (docs/websocket.md)."""
 
 from __future__ import annotations
 
