@@ -1,4 +1,4 @@
-# `make run` and `make test` work on a fresh machine with Python 3.11+, make and git (SPEC §6).
+# `make run` and `make test` work on a fresh machine with Python 3.11+, make and git (docs/operations.md).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin

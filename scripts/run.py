@@ -1,4 +1,4 @@
-"""`make run`: nats-server with JetStream and the three services, until Ctrl-C (SPEC §6).
+"""`make run`: nats-server with JetStream and the three services, until Ctrl-C (docs/operations.md).
 
 Every setting comes from the environment; what is unset gets a development default here
 (a generated registry token; callbacks admitted on port 9000 of 127.0.0.1 and localhost,

@@ -1,1 +1,1 @@
-"""The integrators' REST API: register and unregister callbacks (SPEC §3)."""
+"""The integrators' REST API: register and unregister callbacks (docs/registry-api.md)."""

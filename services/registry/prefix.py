@@ -1,4 +1,5 @@
-"""Which callback URLs may register: VolanoChat's `event.callback.prefix`, done safely (SPEC §3).
+"""Which callback URLs may register: VolanoChat's `event.callback.prefix`, done safely
+(docs/registry-api.md).
 
 Pure functions, no I/O. A URL and each prefix are parsed strictly and normalised the same way
 (RFC 3986 §6.2.2: scheme and host lower-cased, default port dropped, percent-encoding of
@@ -48,7 +49,7 @@ _ENCODED_CONTROL = re.compile(r"%([01][0-9A-F]|7F)")
 
 
 class UrlError(ValueError):
-    """The URL is malformed (SPEC: 422, or `malformed URL` on the servlet)."""
+    """The URL is malformed (422, or `malformed URL` on the servlet)."""
 
 
 class Url(NamedTuple):

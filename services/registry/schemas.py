@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
 
+from services.registry.ids import EXAMPLE_ID, ID_DESCRIPTION
 from services.registry.prefix import MAX_URL_LENGTH, UrlError, normalise_url
 from shared.names import has_forbidden_name_characters
 
@@ -21,9 +22,8 @@ __all__ = [
     "check_url",
 ]
 
-ROOM_MAX = 100  # as the chat service (SPEC §4)
+ROOM_MAX = 100  # as the chat service (docs/websocket.md, "Limits")
 
-EXAMPLE_ID = "sub_3qbmd2nuzvrhahc5ojlcfk4b"
 EXAMPLE_URL = "https://hooks.example.com/volano"
 EXAMPLE_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw8kzF3Vj4Qb0="
 
@@ -100,27 +100,21 @@ class SubscriptionCreate(BaseModel):
     url: CallbackUrl
 
 
+def _example(secret: bool) -> dict[str, JsonValue]:
+    """A registration as `/docs` shows it, with or without its secret."""
+    example: dict[str, JsonValue] = {"id": EXAMPLE_ID, "room": "Lobby", "url": EXAMPLE_URL}
+    if secret:
+        example["secret"] = EXAMPLE_SECRET
+    example["created_at"] = "2026-11-25T16:18:42Z"
+    return example
+
+
 class SubscriptionOut(BaseModel):
     """A registration as listed and fetched: never with its secret."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "id": EXAMPLE_ID,
-                    "room": "Lobby",
-                    "url": EXAMPLE_URL,
-                    "created_at": "2026-11-25T16:18:42Z",
-                }
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [_example(secret=False)]})
 
-    id: str = Field(
-        description="Subscription id: `sub_` and 24 base32 characters, derived from room and "
-        "url, so registering the same pair again finds the same subscription.",
-        examples=[EXAMPLE_ID],
-    )
+    id: str = Field(description=ID_DESCRIPTION, examples=[EXAMPLE_ID])
     room: str = Field(description="room name (trimmed)", examples=["Lobby"])
     url: str = Field(description="callback URL, in normal form", examples=[EXAMPLE_URL])
     created_at: str = Field(
@@ -133,19 +127,7 @@ class SubscriptionOut(BaseModel):
 class SubscriptionCreated(SubscriptionOut):
     """A registration just created: the only time its secret is shown."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "id": EXAMPLE_ID,
-                    "room": "Lobby",
-                    "url": EXAMPLE_URL,
-                    "secret": EXAMPLE_SECRET,
-                    "created_at": "2026-11-25T16:18:42Z",
-                }
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [_example(secret=True)]})
 
     secret: str = Field(
         description="Standard Webhooks signing secret (`whsec_` + base64 of 32 random bytes). "

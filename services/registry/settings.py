@@ -1,4 +1,4 @@
-"""Registry settings (SPEC §3, §6)."""
+"""Registry settings (docs/registry-api.md, docs/operations.md)."""
 
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ import pytest
 from shared.codec import parse
 from shared.events import ChatEvent, to_json
 from shared.subjects import EVENTS_STREAM, event_subject
-from tests.conftest import API_TOKEN, ROOT, CallbackReceiver, System, free_port
+from tests.conftest import API_TOKEN, ROOT, CallbackReceiver, Service, System, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -52,6 +52,15 @@ def messages(receiver: CallbackReceiver, path: str) -> list[str]:
     return list(found.values())
 
 
+def start_registry_and_dispatcher(system: System, prefix: str) -> tuple[Service, Service]:
+    """A registry admitting `prefix` and a dispatcher, each a running process."""
+    registry = system.service("registry", EVENT_CALLBACK_PREFIX=prefix)
+    dispatcher = system.service("dispatcher")
+    registry.start()
+    dispatcher.start()
+    return registry, dispatcher
+
+
 def verify_signature(secret: str, headers: dict[str, str], body: bytes) -> None:
     key = base64.b64decode(secret.removeprefix("whsec_"))
     signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
@@ -66,10 +75,7 @@ async def test_in_force_from_the_answer_whatever_the_dispatcher_does(
     the events published after its answer, whether the dispatcher runs or not."""
     receiver: CallbackReceiver = receiver_factory()
     base = f"http://127.0.0.1:{receiver.port}"
-    registry = system.service("registry", EVENT_CALLBACK_PREFIX=base)
-    dispatcher = system.service("dispatcher")
-    registry.start()
-    dispatcher.start()
+    registry, dispatcher = start_registry_and_dispatcher(system, base)
     room = "In Force"
     n = 6
     nc = await nats.connect(system.nats.url)
@@ -103,10 +109,7 @@ def test_registrations_survive_restarts_of_everything(
 ) -> None:
     receiver: CallbackReceiver = receiver_factory()
     base = f"http://127.0.0.1:{receiver.port}"
-    registry = system.service("registry", EVENT_CALLBACK_PREFIX=base)
-    dispatcher = system.service("dispatcher")
-    registry.start()
-    dispatcher.start()
+    registry, dispatcher = start_registry_and_dispatcher(system, base)
     rooms = ["Durable", "Durable", "Other"]
     made = []
     with httpx.Client(base_url=registry.base_url, headers=AUTH) as client:

@@ -1,4 +1,5 @@
-"""Every call and error of SPEC §3, in-process (httpx.ASGITransport) against a real nats-server."""
+"""Every call and error of docs/registry-api.md, in-process (httpx.ASGITransport) against a
+real nats-server."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY
 
-from services.registry.app import MAX_BODY_BYTES, create_app
+from services.registry.app import create_app
+from services.registry.bodylimit import MAX_BODY_BYTES
 from services.registry.settings import RegistrySettings
 from shared.bus import Bus
 from shared.events import ChatEvent, to_json

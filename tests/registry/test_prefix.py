@@ -1,4 +1,5 @@
-"""The URL-prefix whitelist (SPEC §3): normalisation, matching, and a table of hostile URLs."""
+"""The URL-prefix whitelist (docs/registry-api.md): normalisation, matching, and a table of
+hostile URLs."""
 
 from __future__ import annotations
 
