@@ -6,7 +6,25 @@ from pydantic import Field
 
 from shared.settings import CommonSettings, is_placeholder
 
-__all__ = ["ChatSettings"]
+__all__ = ["SECRET_MIN", "ChatSettings", "secret_problem"]
+
+SECRET_MIN = 32  # characters (so at least as many bytes): RFC 7518 asks 256 bits for HS256
+
+
+def secret_problem(secret: str) -> str | None:
+    """Why `secret` may not sign member tokens, or None. Empty is allowed: no member tokens."""
+    if is_placeholder(secret):
+        return (
+            "CHAT_JWT_SECRET holds a placeholder value: set a real secret "
+            "(or leave it empty to refuse all member tokens)"
+        )
+    if secret and len(secret.strip()) < SECRET_MIN:
+        return (
+            f"CHAT_JWT_SECRET is too short ({len(secret.strip())} characters): use at least "
+            f"{SECRET_MIN}, e.g. python -c 'import secrets; print(secrets.token_urlsafe(48))' "
+            "(or leave it empty to refuse all member tokens)"
+        )
+    return None
 
 
 class ChatSettings(CommonSettings):
@@ -31,7 +49,9 @@ class ChatSettings(CommonSettings):
         5.0, gt=0, description="wait for JetStream to take an event"
     )
     chat_jwt_secret: str = Field(
-        "", description="HS256 key of member tokens; empty: member tokens are refused"
+        "",
+        description=f"HS256 key of member tokens, at least {SECRET_MIN} characters; "
+        "empty: member tokens are refused",
     )
     chat_ban_minutes: float = Field(60.0, gt=0, description="how long a ban bars host and name")
     chat_trusted_proxies: str = Field(
@@ -43,12 +63,11 @@ class ChatSettings(CommonSettings):
     chat_ping_timeout_s: float = Field(20.0, gt=0, description="how long a ping may go unanswered")
 
     def check(self) -> None:
-        """Refuse to start with a placeholder secret (an empty one turns member tokens off)."""
-        if is_placeholder(self.chat_jwt_secret):
-            raise SystemExit(
-                "CHAT_JWT_SECRET holds a placeholder value: set a real secret "
-                "(or leave it empty to refuse all member tokens)"
-            )
+        """Refuse to start with a placeholder secret or one shorter than `SECRET_MIN`
+        characters (an empty one turns member tokens off)."""
+        problem = secret_problem(self.chat_jwt_secret)
+        if problem is not None:
+            raise SystemExit(problem)
 
     def trusted_proxies(self) -> list[str]:
         return [p.strip() for p in self.chat_trusted_proxies.split(",") if p.strip()]

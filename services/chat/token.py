@@ -18,6 +18,7 @@ from typing import Literal
 
 import jwt
 
+from services.chat.settings import secret_problem
 from shared.names import has_forbidden_name_characters
 
 __all__ = ["ROLES", "Identity", "Role", "TokenError", "can_kick", "is_protected", "mint", "verify"]
@@ -97,8 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     secret = os.environ.get("CHAT_JWT_SECRET", "")
-    if not secret:
-        print("CHAT_JWT_SECRET is not set", file=sys.stderr)
+    problem = secret_problem(secret) if secret else "CHAT_JWT_SECRET is not set"
+    if problem is not None:
+        print(problem, file=sys.stderr)
         return 2
     ttl = args.minutes * 60 if args.minutes > 0 else None
     print(mint(args.user.strip(), args.role, secret, ttl))

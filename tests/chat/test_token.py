@@ -64,6 +64,13 @@ def test_placeholder_secret_refuses_to_start() -> None:
     ChatSettings(chat_jwt_secret="").check()  # empty is allowed: no member tokens
 
 
+@pytest.mark.parametrize("secret", ["x", "0123456789abcdef0123456789abcde", " " * 40 + "short"])
+def test_a_secret_under_32_characters_refuses_to_start(secret: str) -> None:
+    with pytest.raises(SystemExit, match="at least 32"):
+        ChatSettings(chat_jwt_secret=secret).check()
+    ChatSettings(chat_jwt_secret="0123456789abcdef0123456789abcdef").check()  # 32 is enough
+
+
 def test_command_line_mints_a_token() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "services.chat.token", "Moe", "--role", "admin"],
@@ -81,15 +88,27 @@ def test_command_line_mints_a_token() -> None:
         text=True,
     )
     assert missing.returncode == 2 and "CHAT_JWT_SECRET" in missing.stderr
+    short = subprocess.run(
+        [sys.executable, "-m", "services.chat.token", "Moe"],
+        env={**os.environ, "CHAT_JWT_SECRET": "k"},
+        capture_output=True,
+        text=True,
+    )
+    assert short.returncode == 2 and "at least 32" in short.stderr and not short.stdout
 
 
-def test_chat_process_will_not_start_with_a_placeholder_secret() -> None:
+@pytest.mark.parametrize(
+    ("secret", "why"), [("change-me-in-production", "placeholder"), ("k", "at least 32")]
+)
+def test_chat_process_will_not_start_with_a_placeholder_or_short_secret(
+    secret: str, why: str
+) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "services.chat"],
-        env={**os.environ, "CHAT_JWT_SECRET": "change-me-in-production", "CHAT_PORT": "1"},
+        env={**os.environ, "CHAT_JWT_SECRET": secret, "CHAT_PORT": "1"},
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert out.returncode != 0
-    assert "CHAT_JWT_SECRET" in out.stderr
+    assert "CHAT_JWT_SECRET" in out.stderr and why in out.stderr
