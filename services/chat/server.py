@@ -155,6 +155,11 @@ class ChatServer:
             if error.request_id is None:
                 error.request_id = request_id
             conn.push(Outgoing(error_frame(error)))
+        except Exception:  # a bug: the client hears of it, the connection stays up
+            log.exception("unexpected error handling a %s request", op)
+            REQUESTS.labels(op, "internal_error").inc()
+            message = "the chat could not handle this request (an internal error, logged)"
+            conn.push(Outgoing(error_frame(ChatError("bad_request", message, request_id))))
 
     def _flooded(self, request_id: Any) -> ChatError:
         limit = self.settings.chat_rate_limit
@@ -225,10 +230,15 @@ class ChatServer:
                 else ChatError("unavailable", "the event bus did not take the event; try again")
             )
             if error is None:
-                self._apply(slot.conn, (slot.event,), slot.request_id)
-                if not slot.done.done():
-                    slot.done.set_result(None)
-            elif not slot.done.done():
+                try:
+                    self._apply(slot.conn, (slot.event,), slot.request_id)
+                except Exception as exc:  # a bug: its requester reports it (`handle`)
+                    error = exc
+            if slot.done.done():
+                continue
+            if error is None:
+                slot.done.set_result(None)
+            else:
                 slot.done.set_exception(error)
         if not line:
             self._lines.pop(room, None)

@@ -65,6 +65,8 @@ def verify(token: str, secret: str) -> Identity:
     """The identity a token proves, or `TokenError`. An empty secret refuses every token."""
     if not secret:
         raise TokenError("this server accepts no member tokens")
+    if not token.isascii():  # a JWT is base64url and dots; PyJWT cannot even encode a surrogate
+        raise TokenError("the member token is not valid")
     try:
         claims = jwt.decode(
             token,
@@ -74,7 +76,7 @@ def verify(token: str, secret: str) -> Identity:
         )
     except jwt.ExpiredSignatureError:
         raise TokenError("the member token has expired") from None
-    except jwt.InvalidTokenError:
+    except (jwt.InvalidTokenError, ValueError, TypeError):
         raise TokenError("the member token is not valid") from None
     name, role = claims.get("sub"), claims.get("role")
     if not isinstance(name, str) or not name.strip():

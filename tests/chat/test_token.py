@@ -36,6 +36,10 @@ def test_mint_and_verify() -> None:
         jwt.encode({"sub": "A\nnn", "role": "member"}, KEY, algorithm="HS256"),
         jwt.encode({"sub": "Ann", "role": "admin"}, KEY, algorithm="HS512"),
         jwt.encode({"sub": "Ann", "role": "admin"}, None, algorithm="none"),
+        "\ud800",  # a lone surrogate: PyJWT raises UnicodeEncodeError on it
+        mint("Ann", "admin", KEY) + "\udc80",
+        "é.é.é",
+        "\x00.\x00.\x00",
     ],
 )
 def test_refused_tokens(token: str) -> None:
