@@ -9,13 +9,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 
 from fastapi import FastAPI, WebSocket
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, PlainTextResponse
 from starlette.websockets import WebSocketDisconnect
 
 from services.chat.bans import Bans
 from services.chat.connection import Close, Connection
 from services.chat.frames import Outgoing
-from services.chat.hosts import TrustedProxies, client_host
+from services.chat.hosts import ForwardedForError, TrustedProxies, client_host
 from services.chat.publisher import Publisher
 from services.chat.server import ChatServer
 from services.chat.settings import ChatSettings
@@ -67,9 +67,15 @@ def create_app(settings: ChatSettings | None = None) -> FastAPI:
 
     @app.websocket("/ws")
     async def websocket(ws: WebSocket) -> None:
-        await ws.accept()
         peer = ws.client.host if ws.client else "unknown"
-        host = client_host(peer, ws.headers.get("x-forwarded-for"), trusted)
+        try:
+            # every X-Forwarded-For header: a proxy may add a line of its own after the client's
+            host = client_host(peer, ", ".join(ws.headers.getlist("x-forwarded-for")), trusted)
+        except ForwardedForError as exc:
+            log.warning("refused a websocket from proxy %s: %s", peer, exc)
+            await _deny(ws, 400, f"{exc}: the proxy does not say who the client is")
+            return
+        await ws.accept()
         direct = ws.scope.get("extensions", {}).get(LINK)
         link: ChatWebSocketProtocol | AsgiLink
         if isinstance(direct, ChatWebSocketProtocol):
@@ -90,6 +96,15 @@ def create_app(settings: ChatSettings | None = None) -> FastAPI:
                 await link.finish()
 
     return app
+
+
+async def _deny(ws: WebSocket, status: int, reason: str) -> None:
+    """Refuse the handshake with an HTTP answer that says why (uvicorn's own would be a bare
+    403, which is what another ASGI server without the denial extension gives)."""
+    if "websocket.http.response" in ws.scope.get("extensions", {}):
+        await ws.send_denial_response(PlainTextResponse(reason + "\n", status_code=status))
+    else:
+        await ws.close(code=1008, reason=reason)
 
 
 async def _read_loop(

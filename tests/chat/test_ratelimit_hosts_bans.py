@@ -49,7 +49,7 @@ def test_client_host() -> None:
     assert client_host("192.0.2.1", "203.0.113.9", trusted) == "192.0.2.1"  # untrusted peer
     assert client_host("10.1.2.3", None, trusted) == "10.1.2.3"
     assert client_host("10.1.2.3", "", trusted) == "10.1.2.3"
-    assert client_host("10.1.2.3", "not-an-ip, 1.2.3.4", trusted) == "10.1.2.3"
+    assert client_host("10.1.2.3", "not-an-ip, 1.2.3.4", trusted) == "1.2.3.4"  # the rightmost
     assert client_host("10.1.2.3", "1.2.3.4", TrustedProxies([])) == "10.1.2.3"
     assert "unknown" not in trusted
 

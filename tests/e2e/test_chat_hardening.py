@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import nats
 import pytest
+from websockets.exceptions import InvalidStatus
 
 from services.chat.token import mint
 from shared.events import EnterEvent, from_json
@@ -70,3 +71,27 @@ async def test_a_member_token_no_jwt_library_can_read_is_refused_and_the_socket_
     assert (await c.enter("Odd tokens", "x", token=mint("Ann", "member", SECRET)))["user"] == "Ann"
     await c.close()
     assert "Traceback" not in env.chat.log()
+
+
+async def test_the_host_is_the_rightmost_untrusted_forwarded_address(env: Env) -> None:
+    room = "Forwarded"
+    clients = [
+        await env.client("6.6.6.7, 6.6.6.6"),  # the client wrote 6.6.6.7, our proxy 6.6.6.6
+        await env.client("::ffff:6.6.6.6"),
+        await env.client("6.6.6.7, 6.6.6.5, 10.9.0.1"),  # through a second proxy of ours
+        await env.client("unknown, 2001:DB8::7"),
+    ]
+    for n, c in enumerate(clients):
+        await c.enter(room, f"u{n}")
+    hosts = [e.host for e in await env.enters(room, len(clients))]
+    assert hosts == ["6.6.6.6", "6.6.6.6", "6.6.6.5", "2001:db8::7"]
+    for c in clients:
+        await c.close()
+
+
+@pytest.mark.parametrize("forwarded_for", ["unknown", "6.6.6.6, unknown", "6.6.6.6, 10.9.0.1:x"])
+async def test_a_forwarded_for_that_names_nobody_is_refused(env: Env, forwarded_for: str) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        await env.client(forwarded_for)
+    assert refused.value.response.status_code == 400
+    assert b"X-Forwarded-For" in refused.value.response.body

@@ -59,7 +59,8 @@ async def test_enter_chat_ring_exit(env: Env) -> None:
     room = "Ops <&> room"
     env.register(room)
     alice = await env.client("10.1.1.1")
-    bob = await env.client("2001:db8::7, 10.0.0.1")  # the first X-Forwarded-For address counts
+    # the rightmost X-Forwarded-For address that is not a trusted proxy (127.0.0.1) counts
+    bob = await env.client("10.0.0.1, 2001:db8::7")
     entered = await alice.enter(room, "  alice ", profile="<i>hi</i> & bye", id="e1")
     assert entered == {
         "op": "entered",
@@ -351,8 +352,8 @@ async def test_error_codes(env: Env) -> None:
         '{"op": "exit", "room": "R", "id": 1.5}',
         '{"op": "exit", "room": "R", "id": [1]}',
     ]
-    for frame in bad:
-        await c.ws.send(frame)
+    for text in bad:
+        await c.ws.send(text)
         await c.error("bad_request")
     await c.ws.send(b'{"op": "exit", "room": "R"}')  # binary frames are refused
     await c.error("bad_request")
