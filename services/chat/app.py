@@ -16,6 +16,7 @@ from services.chat.bans import Bans
 from services.chat.connection import Close, Connection
 from services.chat.frames import Outgoing
 from services.chat.hosts import ForwardedForError, TrustedProxies, client_host
+from services.chat.limits import Origins
 from services.chat.publisher import Publisher
 from services.chat.server import ChatServer
 from services.chat.settings import ChatSettings
@@ -32,6 +33,7 @@ STATIC = Path(__file__).parent / "static"
 # CHAT_SEND_QUEUE counts frames; the socket's write buffer counts bytes: a chat frame is 100 to
 # 600 bytes, so a client is dropped once this many bytes per queued frame are waiting for it
 SEND_BYTES_PER_FRAME = 512
+CLOSE_POLICY_VIOLATION = 1008  # one connection too many from an address
 
 
 def create_app(settings: ChatSettings | None = None) -> FastAPI:
@@ -41,6 +43,7 @@ def create_app(settings: ChatSettings | None = None) -> FastAPI:
     bans = Bans(holder, settings.chat_ban_minutes, settings.nats_replicas)
     server = ChatServer(settings, Publisher(holder, settings.chat_publish_timeout_s), bans)
     trusted = TrustedProxies(settings.trusted_proxies())
+    origins = Origins(settings.chat_allowed_origins)
 
     async def prepare() -> None:
         await holder.wait()
@@ -68,6 +71,9 @@ def create_app(settings: ChatSettings | None = None) -> FastAPI:
     @app.websocket("/ws")
     async def websocket(ws: WebSocket) -> None:
         peer = ws.client.host if ws.client else "unknown"
+        if not origins.allows(ws.headers.getlist("origin")):
+            await _deny(ws, 403, "this origin may not open the chat (CHAT_ALLOWED_ORIGINS)")
+            return
         try:
             # every X-Forwarded-For header: a proxy may add a line of its own after the client's
             host = client_host(peer, ", ".join(ws.headers.getlist("x-forwarded-for")), trusted)
@@ -76,26 +82,37 @@ def create_app(settings: ChatSettings | None = None) -> FastAPI:
             await _deny(ws, 400, f"{exc}: the proxy does not say who the client is")
             return
         await ws.accept()
-        direct = ws.scope.get("extensions", {}).get(LINK)
-        link: ChatWebSocketProtocol | AsgiLink
-        if isinstance(direct, ChatWebSocketProtocol):
-            direct.send_limit = settings.chat_send_queue * SEND_BYTES_PER_FRAME
-            link = direct
-        else:  # another ASGI server: frames go through `ws.send_text`
-            link = AsgiLink(ws, settings.chat_send_queue)
-        conn = Connection(host, link, server.new_bucket())
-        server.connect(conn)
-        # the protocol's own `receive` when it is ours: the same messages as Starlette's
-        # `ws.receive`, which only adds state checks that matter before `accept`
-        receive = link.receive if isinstance(link, ChatWebSocketProtocol) else ws.receive
+        if not server.hosts.open(host):
+            await ws.close(CLOSE_POLICY_VIOLATION, "too many connections from your address")
+            return
         try:
-            await _read_loop(receive, conn, server, settings)
+            await _serve(ws, host, server, settings)
         finally:
-            await server.disconnect(conn)
-            if isinstance(link, AsgiLink):
-                await link.finish()
+            server.hosts.close(host)
 
     return app
+
+
+async def _serve(ws: WebSocket, host: str, server: ChatServer, settings: ChatSettings) -> None:
+    """One accepted websocket, from its first frame to its last exit."""
+    direct = ws.scope.get("extensions", {}).get(LINK)
+    link: ChatWebSocketProtocol | AsgiLink
+    if isinstance(direct, ChatWebSocketProtocol):
+        direct.send_limit = settings.chat_send_queue * SEND_BYTES_PER_FRAME
+        link = direct
+    else:  # another ASGI server: frames go through `ws.send_text`
+        link = AsgiLink(ws, settings.chat_send_queue)
+    conn = Connection(host, link, server.new_bucket())
+    server.connect(conn)
+    # the protocol's own `receive` when it is ours: the same messages as Starlette's
+    # `ws.receive`, which only adds state checks that matter before `accept`
+    receive = link.receive if isinstance(link, ChatWebSocketProtocol) else ws.receive
+    try:
+        await _read_loop(receive, conn, server, settings)
+    finally:
+        await server.disconnect(conn)
+        if isinstance(link, AsgiLink):
+            await link.finish()
 
 
 async def _deny(ws: WebSocket, status: int, reason: str) -> None:

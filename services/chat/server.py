@@ -28,6 +28,7 @@ from services.chat.bans import Bans
 from services.chat.connection import Connection
 from services.chat.frames import Outgoing
 from services.chat.keyed_lock import KeyedLock
+from services.chat.limits import HostLimits
 from services.chat.protocol import (
     ChatError,
     ChatRequest,
@@ -117,6 +118,7 @@ class ChatServer:
         )
         self.limits = Limits(settings.chat_user_max, settings.chat_room_max, settings.chat_text_max)
         self.connections: set[Connection] = set()
+        self.hosts = HostLimits(settings.chat_host_connections, settings.chat_host_rooms_per_minute)
         self._locks = KeyedLock()
         self._lines: dict[str, deque[_Slot]] = {}  # per room: published, not yet fanned out
         self._idle: dict[str, asyncio.Future[None]] = {}  # per room: set when its line empties
@@ -285,6 +287,14 @@ class ChatServer:
             events = self.rooms.plan_enter(
                 conn, request.room, user, request.profile, member_type, conn.host
             )
+            if isinstance(events[0], CreateEvent) and not self.hosts.create_room(
+                conn.host, self.clock()
+            ):
+                raise ChatError(
+                    "rate_limited",
+                    f"too many new rooms from your address: at most "
+                    f"{self.hosts.rooms_max} a minute; wait, or enter a room that exists",
+                )
             await self.publisher.publish(events)
             if identity:
                 conn.member = identity.name

@@ -57,6 +57,24 @@ class ChatSettings(CommonSettings):
     chat_trusted_proxies: str = Field(
         "", description="proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-For is used"
     )
+    chat_host_connections: int = Field(
+        100,
+        ge=0,
+        description="open websockets per client address (the `host`); one more is closed at "
+        "once with code 1008; 0: no limit",
+    )
+    chat_host_rooms_per_minute: int = Field(
+        30,
+        ge=0,
+        description="dynamic rooms one client address may create in any minute; more get "
+        "`rate_limited`; 0: no limit",
+    )
+    chat_allowed_origins: str = Field(
+        "",
+        description="origins (scheme://host[:port], comma-separated) whose browsers may open "
+        "/ws; a handshake with another Origin gets 403, one without Origin (not a browser) is "
+        "allowed; empty: any origin",
+    )
     chat_ping_interval_s: float = Field(
         20.0, gt=0, description="websocket ping interval; a silent client is dropped"
     )

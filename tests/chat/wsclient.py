@@ -27,11 +27,18 @@ class Client:
 
     @classmethod
     async def connect(
-        cls, port: int, forwarded_for: str | None = None, local_host: str | None = None
+        cls,
+        port: int,
+        forwarded_for: str | None = None,
+        local_host: str | None = None,
+        origin: str | None = None,
     ) -> Client:
-        """`local_host` (any 127.x.y.z) is the address the chat sees as the peer's."""
+        """`local_host` (any 127.x.y.z) is the address the chat sees as the peer's; `origin`
+        the `Origin` a browser would send (none by default)."""
         headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else None
         extra: dict[str, Any] = {"local_addr": (local_host, 0)} if local_host else {}
+        if origin is not None:
+            extra["origin"] = origin
         ws = await websockets.connect(
             f"ws://127.0.0.1:{port}/ws", additional_headers=headers, max_size=None, **extra
         )

@@ -6,12 +6,14 @@ JetStream. The chat trusts 127.0.0.1 as its proxy, so each test picks its client
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import nats
 import pytest
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from services.chat.token import mint
 from shared.events import EnterEvent, from_json
@@ -22,6 +24,8 @@ from tests.conftest import Service, System
 pytestmark = pytest.mark.e2e
 
 SECRET = "hardening-secret-0123456789-0123456789"
+HOST_CONNECTIONS = 3
+HOST_ROOMS = 3
 
 
 @dataclass
@@ -29,8 +33,8 @@ class Env:
     system: System
     chat: Service
 
-    async def client(self, forwarded_for: str | None = None) -> Client:
-        return await Client.connect(self.chat.port, forwarded_for)
+    async def client(self, forwarded_for: str | None = None, origin: str | None = None) -> Client:
+        return await Client.connect(self.chat.port, forwarded_for, origin=origin)
 
     async def enters(self, room: str, count: int, within_s: float = 10.0) -> list[EnterEvent]:
         """The first `count` `enter` events of `room` in the stream."""
@@ -56,6 +60,9 @@ def env(module_system: System) -> Iterator[Env]:
         "chat",
         CHAT_JWT_SECRET=SECRET,
         CHAT_TRUSTED_PROXIES="127.0.0.1, 10.9.0.0/16",
+        CHAT_HOST_CONNECTIONS=str(HOST_CONNECTIONS),
+        CHAT_HOST_ROOMS_PER_MINUTE=str(HOST_ROOMS),
+        CHAT_ALLOWED_ORIGINS="https://chat.example.com, http://localhost:8000",
     )
     chat.start()
     yield Env(module_system, chat)
@@ -95,3 +102,59 @@ async def test_a_forwarded_for_that_names_nobody_is_refused(env: Env, forwarded_
         await env.client(forwarded_for)
     assert refused.value.response.status_code == 400
     assert b"X-Forwarded-For" in refused.value.response.body
+
+
+async def _admitted(env: Env, host: str, room: str, within_s: float = 10.0) -> Client:
+    """A client from `host` that entered `room`, once the chat lets one more in."""
+    deadline = time.monotonic() + within_s
+    while True:
+        c = await env.client(host)
+        try:
+            await c.enter(room, "late")
+            return c
+        except ConnectionClosed:
+            assert time.monotonic() < deadline, "the chat never let the address in again"
+            await asyncio.sleep(0.05)
+
+
+async def test_one_connection_too_many_from_an_address_is_closed_at_once(env: Env) -> None:
+    spellings = ["203.0.113.1", "::ffff:203.0.113.1", "6.6.6.6, 203.0.113.1:1234"]
+    first = [await env.client(s) for s in spellings]  # one address, however it is written
+    for n, c in enumerate(first):
+        await c.enter("Crowd", f"u{n}")
+    extra = await env.client("203.0.113.1")
+    assert await extra.closed_code(within_s=5) == 1008
+    assert extra.ws.close_reason is not None and "too many connections" in extra.ws.close_reason
+    elsewhere = await env.client("203.0.113.2")  # another address is not held back
+    await elsewhere.enter("Crowd", "v")
+    await first[0].close()
+    again = await _admitted(env, "203.0.113.1", "Crowd")  # room for one again
+    for c in [*first[1:], elsewhere, again]:
+        await c.close()
+
+
+async def test_one_room_too_many_from_an_address_is_rate_limited(env: Env) -> None:
+    a, b = await env.client("203.0.113.3"), await env.client("203.0.113.3")
+    for n in range(HOST_ROOMS):
+        await a.enter(f"Spawned {n}", "a")
+    await b.send(op="enter", room="Spawned one too many", user="b", id="x")
+    assert (await b.error("rate_limited"))["id"] == "x"
+    await b.enter("Spawned 0", "b")  # a room that exists may still be entered
+    c = await env.client("203.0.113.4")
+    await c.enter("Spawned one too many", "c")  # another address may create it
+    for client in (a, b, c):
+        await client.close()
+
+
+@pytest.mark.parametrize("origin", ["https://evil.test", "https://chat.example.com.evil.test"])
+async def test_a_foreign_origin_is_refused_with_403(env: Env, origin: str) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        await env.client("203.0.113.5", origin=origin)
+    assert refused.value.response.status_code == 403
+
+
+@pytest.mark.parametrize("origin", [None, "https://chat.example.com", "http://localhost:8000"])
+async def test_an_allowed_origin_or_none_opens_the_chat(env: Env, origin: str | None) -> None:
+    c = await env.client("203.0.113.6", origin=origin)
+    await c.enter("Origins", "u")
+    await c.close()
