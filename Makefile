@@ -1,11 +1,20 @@
-# `make run` and `make test` work on a fresh machine with Python 3.11+, make and git (docs/operations.md).
+# `make run` and `make test` work on a fresh machine with Python 3.11+, make and git
+# (docs/operations.md, "Make targets").
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: run test lint typecheck check bench bench-dispatcher clean
+# The modules with no I/O: their tests must reach every line and branch (`make test` checks).
+PURE_MODULES := shared/codec.py shared/events.py shared/names.py shared/subjects.py \
+  services/registry/prefix.py services/registry/cursor.py services/registry/ids.py \
+  services/dispatcher/delivery.py services/dispatcher/assignment.py
+empty :=
+comma := ,
+PURE_GLOBS := $(subst $(empty) $(empty),$(comma),$(strip $(PURE_MODULES)))
+
+.PHONY: run test test-unit lint typecheck check bench bench-dispatcher clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,10 +29,18 @@ $(BENCH_STAMP): $(STAMP)
 run: $(STAMP)
 	$(BIN)/python scripts/run.py
 
+# The whole suite with coverage (in-process code; the services started as processes by the
+# end-to-end tests are not measured), then the pure modules' 100 %.
 test: $(STAMP)
 	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 	  apt-get install -y -qq chromium) >/dev/null 2>&1 || echo "chromium missing: browser test skipped"
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --cov --cov-report=term
+	$(BIN)/python -m coverage report --include='$(PURE_GLOBS)' --fail-under=100
+
+# The inner loop: every test that starts no process (no nats-server, service, browser or CLI;
+# tests/markers.py decides), in seconds.
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -q -m 'not process'
 
 lint: $(STAMP)
 	$(BIN)/ruff check shared services tests scripts bench
