@@ -1,0 +1,56 @@
+"""The repository stands on its own: no tracked file points at the team's contract file beside
+the checkout. The contracts are in docs/ (callbacks.md, registry-api.md, websocket.md,
+operations.md); a file that needs one names the page."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+THIS = Path(__file__).resolve().relative_to(ROOT).as_posix()
+# `../shared`, and SPEC as a word (`SPEC.md`, `SPEC §2`, "where SPEC is silent")
+OUTSIDE = re.compile(r"\.\./shared|\bSPEC\b")
+
+
+def tracked_files() -> list[Path]:
+    listed = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True
+    ).stdout.decode()
+    return [ROOT / name for name in listed.split("\0") if name and name != THIS]
+
+
+def references(path: Path) -> list[str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (UnicodeDecodeError, FileNotFoundError, IsADirectoryError):
+        return []  # binary (images), or deleted in the working tree
+    name = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path.name
+    return [
+        f"{name}:{number}: {line.strip()[:80]}"
+        for number, line in enumerate(text.splitlines(), 1)
+        if OUTSIDE.search(line)
+    ]
+
+
+def test_the_search_finds_every_kind_of_reference(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.md"
+    sample.write_text(
+        "see SPEC §2\nin ../shared/SPEC.md\nwhere SPEC is silent\nSPECIAL, spec, docs/x.md\n"
+    )
+    assert [line.split(":")[1] for line in references(sample)] == ["1", "2", "3"]
+    assert references(ROOT / "docs" / "callbacks.md") == []
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="modules and docs of other owners (shared/, services/dispatcher, bench/, deploy/, "
+    "docs/design.md, docs/benchmarks.md and their tests) still name SPEC sections; the lead "
+    "removes this mark once `git grep -e '../shared' -e SPEC` is empty",
+)
+def test_no_tracked_file_points_outside_the_repository() -> None:
+    found = [line for path in tracked_files() for line in references(path)]
+    assert not found, "\n".join(found)
