@@ -85,10 +85,6 @@ class ExitRequest:
 Request = EnterRequest | ChatRequest | RingRequest | KickRequest | ExitRequest
 
 
-# control characters (Unicode category Cc), lone surrogates (Cs), and U+FFFE/U+FFFF: together
-# everything XML 1.0 cannot carry, so a name reaches callbacks exactly as entered
-
-
 _KICK_TYPES: dict[str, KickType] = {"remove": "remove", "disconnect": "disconnect", "ban": "ban"}
 _LABELS = {"room": "the room name", "user": "the user name", "to": "the name in `to`"}
 
@@ -117,7 +113,11 @@ class _Fields:
         if not value:
             raise ChatError("bad_request", f"{label} must not be empty", self.id)
         if has_forbidden_name_characters(value):
-            raise ChatError("bad_request", f"{label} must not contain control characters", self.id)
+            raise ChatError(
+                "bad_request",
+                f"{label} must not contain control, invisible or bidirectional-control characters",
+                self.id,
+            )
         if len(value) > max_len:
             raise ChatError("too_long", f"{label} is longer than {max_len} characters", self.id)
         return value

@@ -12,6 +12,7 @@ from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 
 from services.chat.protocol import ChatError
+from services.chat.skeleton import name_key
 from services.chat.token import Role, can_kick, is_protected
 from shared.events import (
     ChatEvent,
@@ -45,6 +46,7 @@ class Room:
     permanent: bool
     members: dict[str, Member] = field(default_factory=dict)  # by user name, in entry order
     by_conn: dict[Hashable, Member] = field(default_factory=dict)
+    by_key: dict[str, str] = field(default_factory=dict)  # `name_key` -> the name in use
 
     def member_of(self, conn: Hashable) -> Member | None:
         return self.by_conn.get(conn)
@@ -55,7 +57,7 @@ class Rooms:
         self.rooms: dict[str, Room] = {name: Room(name, True) for name in permanent}
         self.dynamic = dynamic
         self.room_limit = room_limit
-        # member names (case-folded) in use in any room, with how many rooms each is in
+        # member names in use in any room (by `name_key`), with how many rooms each is in
         self.member_names: Counter[str] = Counter()
 
     def get(self, name: str) -> Room | None:
@@ -77,8 +79,11 @@ class Rooms:
         member_type: MemberType,
         host: str,
     ) -> list[Event]:
-        if member_type == "non-member" and self.member_names[user.casefold()]:
-            raise ChatError("member_taken", f"{user!r} is a member's name; pick another")
+        key = name_key(user)
+        if member_type == "non-member" and self.member_names[key]:
+            raise ChatError(
+                "member_taken", f"{user!r} is (or looks like) a member's name; pick another"
+            )
         room = self.rooms.get(room_name)
         events: list[Event] = []
         if room is None:
@@ -88,8 +93,10 @@ class Rooms:
         else:
             if conn in room.by_conn:
                 raise ChatError("name_taken", f"you are already in room {room_name!r}")
-            if user in room.members:
-                raise ChatError("name_taken", f"{user!r} is already in room {room_name!r}")
+            taken = room.by_key.get(key)
+            if taken is not None:
+                looks = "" if taken == user else f" (as {taken!r}, which looks the same)"
+                raise ChatError("name_taken", f"{user!r} is already in room {room_name!r}{looks}")
             if len(room.members) >= self.room_limit:
                 raise ChatError(
                     "room_full", f"room {room_name!r} is full ({self.room_limit} users)"
@@ -143,8 +150,10 @@ class Rooms:
             member = Member(event.user, event.profile, event.type, event.host, conn, role)
             room.members[event.user] = member
             room.by_conn[conn] = member
+            key = name_key(event.user)
+            room.by_key[key] = event.user
             if event.type == "member":
-                self.member_names[event.user.casefold()] += 1
+                self.member_names[key] += 1
         elif isinstance(event, ExitEvent):
             self._remove(event.room, event.user)
         elif isinstance(event, KickEvent) and event.type == "remove":
@@ -158,8 +167,9 @@ class Rooms:
         if room is None or member is None:
             return
         room.by_conn.pop(member.conn, None)
+        key = name_key(member.user)
+        room.by_key.pop(key, None)
         if member.type == "member":
-            key = member.user.casefold()
             self.member_names[key] -= 1
             if self.member_names[key] <= 0:
                 del self.member_names[key]

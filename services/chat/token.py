@@ -82,7 +82,9 @@ def verify(token: str, secret: str) -> Identity:
     if not isinstance(name, str) or not name.strip():
         raise TokenError("the member token names no member")
     if has_forbidden_name_characters(name):
-        raise TokenError("the member token's name has control characters")
+        raise TokenError(
+            "the member token's name has control, invisible or bidirectional-control characters"
+        )
     if role not in ROLES:
         raise TokenError("the member token has an unknown role")
     return Identity(name.strip(), role)

@@ -123,6 +123,38 @@ def test_member_names_are_reserved_while_in_use() -> None:
     assert rooms.plan_enter("c1", "Other", "Ann", "", "non-member", "h")
 
 
+LOOK_ALIKES = ["\uff41\uff4e\uff4e", "\u0430nn", "ann\u200b", "ANN", "\u0391nn"]
+
+
+@pytest.mark.parametrize("alike", LOOK_ALIKES)
+def test_a_name_that_looks_like_a_members_is_taken(alike: str) -> None:
+    rooms = Rooms(["Lobby"], dynamic=True, room_limit=25)
+    staff(rooms, "m1", "Lobby", "ann", "member")
+    for room in ("Lobby", "Other"):
+        with pytest.raises(ChatError) as err:
+            rooms.plan_enter("c1", room, alike, "", "non-member", "h")
+        assert err.value.code == "member_taken"
+    rooms.apply("m1", ExitEvent("Lobby", "ann"))
+    assert rooms.plan_enter("c1", "Other", alike, "", "non-member", "h")
+
+
+@pytest.mark.parametrize("alike", LOOK_ALIKES)
+def test_a_name_that_looks_like_one_in_the_room_is_taken(alike: str) -> None:
+    rooms = Rooms(["Lobby"], dynamic=True, room_limit=25)
+    enter(rooms, "c1", "Lobby", "ann")
+    with pytest.raises(ChatError) as err:
+        rooms.plan_enter("c2", "Lobby", alike, "", "non-member", "h")
+    assert err.value.code == "name_taken" and "'ann'" in err.value.message
+    with pytest.raises(ChatError) as err:  # a member with a look-alike token name too
+        rooms.plan_enter("c2", "Lobby", alike, "", "member", "h")
+    assert err.value.code == "name_taken"
+    enter(rooms, "c2", "Elsewhere", alike)  # another room: not in use there
+    rooms.apply("c1", ExitEvent("Lobby", "ann"))
+    enter(rooms, "c2", "Lobby", alike)  # free once ann has left
+    room = rooms.get("Lobby")
+    assert room is not None and list(room.members) == [alike]
+
+
 def test_ring() -> None:
     rooms = Rooms(["Lobby"], dynamic=True, room_limit=25)
     enter(rooms, "c1", "Lobby", "ann")
@@ -153,3 +185,4 @@ def test_membership_stays_consistent(steps: list[tuple[str, str]]) -> None:
         assert room is not None  # the admin never leaves, so the room stays
         assert len(room.members) <= 3
         assert {m.conn for m in room.members.values()} == set(room.by_conn)
+        assert sorted(room.by_key.values()) == sorted(room.members)

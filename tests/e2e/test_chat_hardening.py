@@ -158,3 +158,46 @@ async def test_an_allowed_origin_or_none_opens_the_chat(env: Env, origin: str | 
     c = await env.client("203.0.113.6", origin=origin)
     await c.enter("Origins", "u")
     await c.close()
+
+
+LOOK_ALIKES = [
+    "\uff41\uff4e\uff4e",
+    "\u0430nn",
+    "A\u200dNN",
+    "\u0391nn",
+]  # fullwidth, Cyrillic a, ZWJ, Greek
+
+
+async def test_names_that_look_like_one_in_use_are_taken(env: Env) -> None:
+    room = "Look-alikes"
+    ann = await env.client("198.51.100.1")
+    await ann.enter(room, "x", token=mint("ann", "member", SECRET))
+    bob = await env.client("198.51.100.2")
+    await bob.enter(room, "bob")
+    spoofer = await env.client("198.51.100.3")
+    for alike in LOOK_ALIKES:
+        for where in (room, "Elsewhere"):
+            await spoofer.send(op="enter", room=where, user=alike, id=alike)
+            assert (await spoofer.error("member_taken"))["id"] == alike
+    for alike in ("\uff42\uff4f\uff42", "b\u043eb", "B\u200cOB", "BOB"):
+        await spoofer.send(op="enter", room=room, user=alike)
+        await spoofer.error("name_taken")
+    await spoofer.enter("Elsewhere", "\uff42\uff4f\uff42")  # bob is not a member: only his room
+    for c in (ann, bob, spoofer):
+        await c.close()
+
+
+@pytest.mark.parametrize(
+    ("n", "name"),
+    list(enumerate(["\u200b", "ann\u200b", "\u202eann", "an\u2066n", "\u200dann", "a\u00adnn"])),
+)
+async def test_invisible_and_bidi_control_characters_are_refused_in_names(
+    env: Env, n: int, name: str
+) -> None:
+    c = await env.client(f"198.51.100.{10 + n}")  # an address of its own: its own room budget
+    await c.send(op="enter", room="Names", user=name, id=1)
+    assert "invisible" in (await c.error("bad_request"))["message"]
+    await c.send(op="enter", room=name, user="u", id=2)
+    await c.error("bad_request")
+    await c.enter("Names", "\u2764\ufe0f")  # an emoji with its variation selector is fine
+    await c.close()
