@@ -1,8 +1,10 @@
-"""The NATS connection and the JetStream objects all services agree on (SPEC §5).
+"""The NATS connection and the JetStream objects all services agree on (docs/operations.md).
 
-`EVENTS_STREAM` holds every room event on `volano.events.<room-token>.<kind>`. It keeps an event
-while some registration's consumer still has to deliver it (interest retention), so an event
-nobody registered for costs nothing. `SUBSCRIPTIONS_BUCKET` is the KV bucket of registrations.
+`EVENTS_STREAM` holds every room event on `volano.events.<room-token>.<kind>`, kept by age and
+size (`EVENTS_MAX_AGE_S`, `EVENTS_MAX_BYTES`; the oldest go first), whoever has read it: the
+dispatcher keeps its own position per registration (docs/design.md, "Delivery"), and direct
+gets (`allow_direct`) let it read a room's events from any position without a consumer.
+`SUBSCRIPTIONS_BUCKET` is the KV bucket of registrations, `POSITIONS_BUCKET` where each stands.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import logging
 import nats.errors
 from nats.js import JetStreamContext
 from nats.js.api import (
+    DiscardPolicy,
     KeyValueConfig,
     RetentionPolicy,
     StorageType,
@@ -26,9 +29,18 @@ from shared.natsclient import Client
 from shared.settings import CommonSettings
 from shared.subjects import EVENT_SUBJECTS, EVENTS_STREAM
 
-__all__ = ["SUBSCRIPTIONS_BUCKET", "Bus", "BusHolder", "connect", "ensure_key_value"]
+__all__ = [
+    "POSITIONS_BUCKET",
+    "SUBSCRIPTIONS_BUCKET",
+    "Bus",
+    "BusHolder",
+    "connect",
+    "ensure_key_value",
+    "events_stream_config",
+]
 
 SUBSCRIPTIONS_BUCKET = "volano_subscriptions"
+POSITIONS_BUCKET = "volano_positions"
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +48,13 @@ log = logging.getLogger(__name__)
 class Bus:
     """One NATS connection with its JetStream context, the events stream and the KV bucket."""
 
-    def __init__(self, nc: Client, js: JetStreamContext, subscriptions: KeyValue) -> None:
+    def __init__(
+        self, nc: Client, js: JetStreamContext, subscriptions: KeyValue, positions: KeyValue
+    ) -> None:
         self.nc = nc
         self.js = js
         self.subscriptions = subscriptions
+        self.positions = positions
 
     @property
     def connected(self) -> bool:
@@ -85,24 +100,34 @@ async def connect(settings: CommonSettings, name: str) -> Bus:
     try:
         js = nc.jetstream(timeout=5)
         await _ensure_stream(js, settings)
-        subscriptions = await _ensure_bucket(js, settings)
+        subscriptions = await _ensure_bucket(js, settings, SUBSCRIPTIONS_BUCKET)
+        positions = await _ensure_bucket(js, settings, POSITIONS_BUCKET)
     except BaseException:  # a caller that retries must not leave reconnecting clients behind
         with contextlib.suppress(Exception):
             await nc.close()
         raise
-    return Bus(nc, js, subscriptions)
+    return Bus(nc, js, subscriptions, positions)
 
 
-async def _ensure_stream(js: JetStreamContext, settings: CommonSettings) -> None:
-    config = StreamConfig(
+def events_stream_config(settings: CommonSettings) -> StreamConfig:
+    """The events stream as every service declares it. An installation made when the stream
+    was kept by interest is switched to these limits by the first service that starts."""
+    return StreamConfig(
         name=EVENTS_STREAM,
         subjects=[EVENT_SUBJECTS],
-        retention=RetentionPolicy.INTEREST,
+        retention=RetentionPolicy.LIMITS,
+        discard=DiscardPolicy.OLD,
         storage=StorageType.FILE,
         num_replicas=settings.nats_replicas,
         max_age=settings.events_max_age_s,
+        max_bytes=settings.events_max_bytes,
         duplicate_window=120,
+        allow_direct=True,
     )
+
+
+async def _ensure_stream(js: JetStreamContext, settings: CommonSettings) -> None:
+    config = events_stream_config(settings)
     for attempt in range(30):
         try:
             await js.add_stream(config)
@@ -131,9 +156,9 @@ async def ensure_key_value(js: JetStreamContext, config: KeyValueConfig) -> KeyV
         return await js.key_value(config.bucket)
 
 
-async def _ensure_bucket(js: JetStreamContext, settings: CommonSettings) -> KeyValue:
+async def _ensure_bucket(js: JetStreamContext, settings: CommonSettings, name: str) -> KeyValue:
     config = KeyValueConfig(
-        bucket=SUBSCRIPTIONS_BUCKET,
+        bucket=name,
         history=1,
         storage=StorageType.FILE,
         replicas=settings.nats_replicas,

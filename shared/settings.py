@@ -16,7 +16,10 @@ class CommonSettings(BaseSettings):
     nats_url: str = Field("nats://127.0.0.1:4222", description="NATS server(s), comma-separated")
     nats_replicas: int = Field(1, ge=1, le=5, description="JetStream replicas of stream and KV")
     events_max_age_s: float = Field(
-        7 * 24 * 3600, gt=0, description="how long an undelivered event is kept in the stream"
+        7 * 24 * 3600, gt=0, description="how long the events stream keeps an event"
+    )
+    events_max_bytes: int = Field(
+        1024**3, gt=0, description="how many bytes the events stream keeps (the oldest go first)"
     )
     bind_host: str = Field("0.0.0.0", description="address the HTTP server listens on")
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")

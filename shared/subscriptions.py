@@ -1,29 +1,25 @@
-"""Registrations (SPEC §3) and where they live in JetStream.
+"""Registrations (docs/registry-api.md) and where they live in JetStream.
 
-A registration is a KV entry keyed by its id (bucket `volano_subscriptions`) *and* a durable
-JetStream consumer of the same name, filtered on its room's subjects with `DeliverPolicy.NEW`.
-The registry creates the consumer before it writes the entry and before it answers, so every
-event accepted after the answer is already held for this registration: "in force from the moment
-its 201 is sent" holds by construction, whatever the dispatcher is doing. `max_ack_pending=1`
-makes JetStream itself hand out a registration's events one at a time, in stream order, to
-whichever dispatcher replica asks.
+A registration is a KV entry keyed by its id (bucket `volano_subscriptions`) and nothing else:
+no NATS object per registration. Its `start_seq` is the events stream's last sequence when it
+was stored, read before the entry is written and before the registry answers, so every event
+stored after the answer has a greater sequence: "in force from the moment its 201 is sent" holds
+by construction, whatever the dispatcher is doing. The dispatcher keeps where each registration
+stands in a second bucket (`shared/positions.py`).
 
 The id is derived from (room, url), so the same pair registered twice, by any number of registry
 replicas at once, meets in one place. Creating and ending a registration are serialised per id by
-a short lease in a second bucket, `volano_registry` (atomic `KV.create`, takeover of an expired
-lease by a revision-checked update), so a creator never mistakes another's consumer for an
-orphan and an ender never deletes the consumer of a registration made after it looked. The
-entry itself is still written with an atomic `KV.create`.
+a short lease in a third bucket, `volano_registry` (atomic `KV.create`, takeover of an expired
+lease by a revision-checked update), so an ender never removes the index key or position of a
+registration made after it looked. The entry itself is still written with an atomic `KV.create`.
 
 `volano_registry` also holds the per-room index: a key `room.<room-token>.<id>` for every
 registration, so listing one room reads only that room's keys. Its values are not
 Subscriptions; the dispatcher never watches this bucket.
 
-Failure halfway: a consumer is created before its entry, so a crash or a NATS outage in between
-leaves an orphan consumer (and maybe an index key) without an entry. The next registration of the
-same pair deletes it before creating a fresh one (so no event from before the answer is ever
-delivered), `sweep_orphans` removes the ones nobody re-registers, and listing skips index keys
-without an entry.
+Failure halfway: the index key is written before the entry, so a crash or a NATS outage in
+between leaves an index key without an entry; listing skips those and `sweep_orphans` removes
+them, and the positions of registrations that are gone.
 """
 
 from __future__ import annotations
@@ -41,7 +37,7 @@ from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, KeyValueConfig, StorageType
+from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import (
     APIError,
     BucketNotFoundError,
@@ -52,15 +48,15 @@ from nats.js.errors import (
 )
 from nats.js.kv import KeyValue
 
-from shared.bus import SUBSCRIPTIONS_BUCKET, Bus, ensure_key_value
-from shared.subjects import EVENTS_STREAM, room_subjects, room_token
+from shared.bus import POSITIONS_BUCKET, SUBSCRIPTIONS_BUCKET, Bus, ensure_key_value
+from shared.positions import position_key
+from shared.subjects import EVENTS_STREAM, room_token
 
 __all__ = [
     "REGISTRY_BUCKET",
     "Page",
     "RegistryBusyError",
     "Subscription",
-    "consumer_config",
     "count_subscriptions",
     "create_subscription",
     "delete_subscription",
@@ -71,8 +67,6 @@ __all__ = [
     "subscription_id",
     "sweep_orphans",
 ]
-
-ACK_WAIT_S = 5.0  # short, for quick takeover after a crash; long POSTs send in_progress
 
 REGISTRY_BUCKET = "volano_registry"
 LEASE_S = 15.0  # a create or delete holds its id's lease at most this long (renewed once)
@@ -89,13 +83,26 @@ class Subscription:
     url: str
     secret: str
     created_at: str
+    start_seq: int = 0  # the stream's last sequence when stored; 0: made before positions
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self)).encode()
 
     @classmethod
     def from_json(cls, data: bytes) -> Subscription:
-        return cls(**json.loads(data))
+        """Raises ValueError for anything that is not a registration."""
+        try:
+            found = json.loads(data)
+            return cls(
+                id=str(found["id"]),
+                room=str(found["room"]),
+                url=str(found["url"]),
+                secret=str(found["secret"]),
+                created_at=str(found["created_at"]),
+                start_seq=int(found.get("start_seq", 0)),
+            )
+        except (KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"not a registration: {exc!r}") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,24 +123,6 @@ def subscription_id(room: str, url: str) -> str:
 def new_secret() -> str:
     """A Standard Webhooks secret: `whsec_` and the base64 of 32 random bytes."""
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
-
-
-def consumer_config(
-    subscription_id: str, room: str, replicas: int, ack_wait: float = ACK_WAIT_S
-) -> ConsumerConfig:
-    """`max_ack_pending=1` is what keeps order, whoever fetches. `ack_wait` is how long an event
-    handed to a dispatcher that died waits before it is handed out again; a dispatcher that is
-    still working on an event sends `in_progress` well within it."""
-    return ConsumerConfig(
-        durable_name=subscription_id,
-        filter_subject=room_subjects(room),
-        deliver_policy=DeliverPolicy.NEW,
-        ack_policy=AckPolicy.EXPLICIT,
-        ack_wait=ack_wait,
-        max_ack_pending=1,
-        max_deliver=-1,
-        num_replicas=replicas,
-    )
 
 
 def _now() -> str:
@@ -247,8 +236,8 @@ async def create_subscription(
 ) -> tuple[Subscription, bool]:
     """Store a registration; returns it and whether it is new (False: it existed already).
 
-    In force when this returns: its consumer exists before its entry is written. Once begun,
-    it runs to its end even if the caller is cancelled (shielded).
+    In force when this returns: its `start_seq` was read before its entry was written. Once
+    begun, it runs to its end even if the caller is cancelled (shielded).
     """
     return await asyncio.shield(_create(bus, room, url, replicas))
 
@@ -263,13 +252,10 @@ async def _create(bus: Bus, room: str, url: str, replicas: int) -> tuple[Subscri
         existing = await get_subscription(bus, sub_id)
         if existing is not None:
             return existing, False
-        # No entry and we hold the lease: a consumer of this name is an orphan of an attempt
-        # that failed halfway. It may hold events from before this answer: start afresh.
-        with contextlib.suppress(NotFoundError):
-            await bus.js.delete_consumer(EVENTS_STREAM, sub_id)
-        await bus.js.add_consumer(EVENTS_STREAM, consumer_config(sub_id, room, replicas))
         assert bucket is not None
-        subscription = Subscription(sub_id, room, url, new_secret(), _now())
+        stream = await bus.js.stream_info(EVENTS_STREAM)
+        start_seq = int(stream.state.last_seq)
+        subscription = Subscription(sub_id, room, url, new_secret(), _now(), start_seq)
         try:
             await bucket.put(_index_key(room, sub_id), sub_id.encode())
             await lease.confirm()  # NATS was so slow that another took over: stop here
@@ -279,49 +265,44 @@ async def _create(bus: Bus, room: str, url: str, replicas: int) -> tuple[Subscri
             if existing is None:
                 raise
             return existing, False
-        except RegistryBusyError:
-            raise  # the consumer is the new lease holder's business now
-        except BaseException:
-            # Undo what we can; what we cannot (NATS gone) the next attempt or the sweep heals.
-            # A write whose answer was lost may have been stored: then keep its consumer.
-            with contextlib.suppress(Exception):
-                if await get_subscription(bus, sub_id) is None:
-                    await bus.js.delete_consumer(EVENTS_STREAM, sub_id)
-            raise
         return subscription, True
 
 
-async def delete_subscription(bus: Bus, sub_id: str) -> bool:
-    """End a registration: its consumer, its entry and its index key go. True if it existed.
+async def delete_subscription(bus: Bus, sub_id: str, revision: int | None = None) -> bool:
+    """End a registration: its entry, its index key and its position go. True if it existed.
 
-    The consumer goes first: a registration is never left with an entry the dispatcher would
-    serve from someone else's consumer. Once begun, it runs to its end even if the caller is
-    cancelled (the dispatcher's worker that ends its own registration is cancelled by the
-    supervisor as soon as the entry goes).
+    With `revision`, only the entry of that revision is ended: a dispatcher ending the
+    registration it read never ends a newer one of the same room and URL. Once begun, it runs
+    to its end even if the caller is cancelled (shielded).
     """
-    return await asyncio.shield(_delete(bus, sub_id))
+    return await asyncio.shield(_delete(bus, sub_id, revision))
 
 
-async def _delete(bus: Bus, sub_id: str) -> bool:
+async def _delete(bus: Bus, sub_id: str, revision: int | None) -> bool:
     if await _get_entry(bus, sub_id) is None:
         return False
     bucket = await _registry_bucket(bus, None)
     async with _lease(bucket, sub_id) as lease:
         found = await _get_entry(bus, sub_id)
-        if found is None:
+        if found is None or (revision is not None and found[1] != revision):
             return False
-        subscription, revision = found
+        subscription, current = found
         await lease.confirm()
-        with contextlib.suppress(NotFoundError):
-            await bus.js.delete_consumer(EVENTS_STREAM, sub_id)
         try:
-            await bus.subscriptions.delete(sub_id, last=revision)
+            await bus.subscriptions.delete(sub_id, last=current)
         except APIError as exc:  # changed since we read it: only a writer bypassing the lease
             log.warning("registration %s changed while ending it: %s", sub_id, exc)
             return False
         if bucket is not None:
             await bucket.delete(_index_key(subscription.room, sub_id))
+        await _forget_position(bus, position_key(subscription.room, sub_id))
         return True
+
+
+async def _forget_position(bus: Bus, key: str) -> None:
+    """Remove every message of a position key (a KV delete would leave a marker for ever)."""
+    with contextlib.suppress(NotFoundError):
+        await bus.js.purge_stream(f"KV_{POSITIONS_BUCKET}", subject=f"$KV.{POSITIONS_BUCKET}.{key}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -410,34 +391,16 @@ async def count_subscriptions(bus: Bus) -> int:
 
 
 async def sweep_orphans(bus: Bus, min_age_s: float = 300.0) -> int:
-    """Delete consumers and index keys left without an entry by a create that failed halfway.
+    """Delete index keys left without an entry by a create that failed halfway, and positions
+    of registrations that are gone (a dispatcher that had not yet seen the end wrote one).
 
-    Only those older than `min_age_s` (far longer than a create takes) and only under the
-    registration's lease, so a create in progress is never disturbed. Returns how many went.
+    Only those older than `min_age_s` (far longer than a create takes) and, for index keys,
+    only under the registration's lease, so a create in progress is never disturbed. Returns
+    how many went.
     """
     removed = 0
     bucket = await _registry_bucket(bus, None)
     cutoff = time.time() - min_age_s
-    consumers: list[str] = []
-    offset = 0
-    while True:
-        batch = await bus.js.consumers_info(EVENTS_STREAM, offset=offset)
-        offset += len(batch)
-        consumers.extend(
-            info.name
-            for info in batch
-            if info.name.startswith("sub_") and info.created.timestamp() < cutoff
-        )
-        if len(batch) < 256:
-            break
-    for name in consumers:
-        if await _get_entry(bus, name) is not None:
-            continue
-        async with _lease(bucket, name):
-            if await _get_entry(bus, name) is None:
-                with contextlib.suppress(NotFoundError):
-                    await bus.js.delete_consumer(EVENTS_STREAM, name)
-                    removed += 1
     seq = 1
     while bucket is not None:
         found = await _next_message(bus, REGISTRY_BUCKET, f"$KV.{REGISTRY_BUCKET}.room.>", seq)
@@ -453,4 +416,15 @@ async def sweep_orphans(bus: Bus, min_age_s: float = 300.0) -> int:
             if await _get_entry(bus, sub_id) is None:
                 await bucket.delete(found.key)
                 removed += 1
+    seq = 1
+    while True:
+        found = await _next_message(bus, POSITIONS_BUCKET, f"$KV.{POSITIONS_BUCKET}.>", seq)
+        if found is None:
+            break
+        seq = found.seq + 1
+        if found.stored_at > cutoff or not found.key.split(".", 1)[1].startswith("sub_"):
+            continue
+        if await _get_entry(bus, found.key.split(".", 1)[1]) is None:
+            await _forget_position(bus, found.key)
+            removed += 1
     return removed

@@ -3,8 +3,12 @@
 Each replica puts its own key every `DISPATCH_HEARTBEAT_S` into `volano_dispatchers`, a bucket
 whose entries live `DISPATCH_MEMBER_TTL_S` (JetStream's `max_age`, counted by the server, so
 replicas' clocks do not matter), and then lists the keys: those are the live replicas. A replica
-that stops gracefully deletes its key, so the others take over its work at their next heartbeat;
+that stops gracefully purges its key, so the others take over its work at their next heartbeat;
 one that dies stops renewing, and its key expires after the TTL.
+
+The keys are read from the bucket's stream state (the subjects it holds), not with a KV watch:
+a watch is a consumer made and dropped at every heartbeat. A purged or expired key leaves no
+message behind, so every subject held is a live replica.
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ import time
 from collections.abc import Callable
 
 from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import NoKeysError
 from nats.js.kv import KeyValue
 
 from shared.bus import Bus, ensure_key_value
@@ -78,10 +81,9 @@ class Membership:
     async def beat(self) -> None:
         kv = await self._bucket()
         await kv.put(self.me, json.dumps({"at": time.time()}).encode())
-        try:
-            keys = await kv.keys()
-        except NoKeysError:
-            keys = []
+        prefix = f"$KV.{MEMBERS_BUCKET}."
+        info = await self.bus.js.stream_info(f"KV_{MEMBERS_BUCKET}", subjects_filter=prefix + ">")
+        keys = [subject.removeprefix(prefix) for subject in (info.state.subjects or {})]
         members = sorted(set(keys) | {self.me})
         if members != self.members:
             log.info("dispatcher replicas: %s", members)
@@ -91,4 +93,6 @@ class Membership:
     async def leave(self) -> None:
         if self._kv is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._kv.delete(self.me), 2)
+                subject = f"$KV.{MEMBERS_BUCKET}.{self.me}"
+                purge = self.bus.js.purge_stream(f"KV_{MEMBERS_BUCKET}", subject=subject)
+                await asyncio.wait_for(purge, 2)

@@ -1,4 +1,4 @@
-"""Dispatcher settings (SPEC §2, §6): environment first, then these defaults."""
+"""Dispatcher settings (docs/operations.md): environment first, then these defaults."""
 
 from __future__ import annotations
 
@@ -28,8 +28,22 @@ class DispatcherSettings(CommonSettings):
     dispatch_member_ttl_s: float = Field(
         5.0, gt=0, description="a replica silent this long is dead; its work moves"
     )
-    dispatch_lag_sample_s: float = Field(
-        15.0, gt=0, description="how often consumer lag (num_pending) is sampled"
+    dispatch_read_ahead: int = Field(
+        100, ge=1, le=10_000, description="events held per registration, POSTed in turn"
+    )
+    dispatch_read_concurrency: int = Field(
+        32, ge=1, description="reads of the stream in flight for registrations catching up"
+    )
+    dispatch_flush_s: float = Field(
+        0.5, gt=0, description="how often positions of registrations that moved are stored"
+    )
+    dispatch_watermark_s: float = Field(
+        2.0, gt=0, description="how often each partition's watermark is stored"
+    )
+    dispatch_rewind_max: int = Field(
+        100_000,
+        ge=0,
+        description="how many events back the tail may re-read to take a partition over",
     )
 
     @model_validator(mode="after")

@@ -1,55 +1,68 @@
-"""Runs one worker for every registration this replica owns, and none for the rest.
+"""One replica's share of the delivery: the partitions it owns, a feed per registration in them,
+one tail over the stream that feeds them, and the tasks that deliver.
 
-Two inputs decide what runs: the registrations (the KV bucket `volano_subscriptions`, followed
-by a watch; re-watched and re-listed after NATS reconnects, and re-listed every `RECONCILE_S` in
-case a watch missed something) and the live replicas (`membership.py`). `assignment.owned` turns
-both into the set this replica serves. A registration that moves to another replica is stopped
-politely (the event in hand is finished first); one that is deleted is cancelled at once.
+Inputs: the registrations (the KV bucket `volano_subscriptions`, followed by one watch,
+restarted after NATS reconnects) and the live replicas (`membership.py`);
+`assignment.owned_partitions` turns the latter into the partitions served here.
+
+Taking a partition over reads its positions and watermark (`positions.py`) and starts a feed
+for each of its registrations where it stands. A feed at or past the tail's sequence is live
+at once; the tail is moved back (at most `DISPATCH_REWIND_MAX` events) to the lowest watermark
+taken over, so registrations that were idle when the previous owner last wrote the watermark
+need no read of their own. Feeds of the other partitions take no event twice (`feed.py`).
+Giving a partition up retires its feeds: the POST in hand is finished and its position stored.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
-import time
 
-from nats.js.errors import NoKeysError
-
-from services.dispatcher.assignment import owned, owner
+from services.dispatcher.assignment import owned_partitions
+from services.dispatcher.feed import Feed
+from services.dispatcher.flusher import Flusher
 from services.dispatcher.http import CallbackClient
 from services.dispatcher.membership import Membership
-from services.dispatcher.metrics import LAG, MEMBERS, WORKERS
+from services.dispatcher.metrics import MEMBERS, PARTITIONS, REGISTRATIONS, UNREADABLE
+from services.dispatcher.migration import migrate
+from services.dispatcher.positions import PartitionPositions, load_partition
 from services.dispatcher.settings import DispatcherSettings
-from services.dispatcher.worker import SubscriptionWorker
+from services.dispatcher.stall import LoopWatch
+from services.dispatcher.stream import RoomReader, Tail, held_event
+from services.dispatcher.worker import Deliverer
 from shared.bus import Bus
-from shared.subjects import EVENTS_STREAM
-from shared.subscriptions import Subscription, get_subscription
+from shared.positions import partition_of
+from shared.subjects import EVENTS_STREAM, room_token
+from shared.subscriptions import Subscription
 
 __all__ = ["Supervisor"]
 
 log = logging.getLogger(__name__)
 
-RECONCILE_S = 30.0
-
 
 class Supervisor:
     def __init__(
-        self,
-        bus: Bus,
-        client: CallbackClient,
-        settings: DispatcherSettings,
-        replica_id: str,
+        self, bus: Bus, client: CallbackClient, settings: DispatcherSettings, replica_id: str
     ) -> None:
         self.bus = bus
-        self.client = client
         self.settings = settings
         self.me = replica_id
-        self.registrations: dict[str, Subscription] = {}
+        self.registrations: dict[str, tuple[Subscription, int]] = {}  # id: (it, revision)
+        self.entries_seen = 0  # every registration entry up to this revision has been read
         self.members: list[str] = [replica_id]
-        self.workers: dict[str, tuple[SubscriptionWorker, asyncio.Task[None]]] = {}
-        self._watch: asyncio.Task[None] | None = None  # follows the registrations bucket
+        self.owned: set[int] = set()
+        self.feeds: dict[str, Feed] = {}
+        self.by_room: dict[str, dict[str, Feed]] = {}  # room token: id: feed
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.tail_seq = 0  # the last sequence the tail has offered
+        self.tail = Tail(bus, self._on_event)
+        self.tailing = False
+        self.watch = LoopWatch()
+        self.flusher = Flusher(bus, self._kick)
+        self.deliverer = Deliverer(
+            bus, client, settings, RoomReader(bus), self.watch, self.flusher.touch
+        )
         self.membership = Membership(
             bus,
             replica_id,
@@ -58,48 +71,73 @@ class Supervisor:
             settings.nats_replicas,
             self._members_changed,
         )
+        self._loaded = asyncio.Event()  # the registrations have all been read once
+        self._rebalance_due = asyncio.Event()
+        self._watcher: asyncio.Task[None] | None = None
+        self._releases: set[asyncio.Task[None]] = set()  # positions of given-up feeds, storing
 
     async def run(self) -> None:
-        """Serve until cancelled; then leave the membership and stop every worker."""
-        # Know the others before serving anything, so that a replica joining a running
-        # deployment does not start on work that another replica is doing.
+        """Serve until cancelled; then store every position and leave the membership."""
         with contextlib.suppress(Exception):
-            await self.membership.beat()
+            await self.membership.beat()  # know the others before taking anything
         self._restart_watch()
+        await self._loaded.wait()
+        await migrate(self.bus, self.registrations)
+        await self._rebalance()
         tasks = [
             asyncio.create_task(self.membership.run(), name="membership"),
-            asyncio.create_task(self._reconcile(), name="reconcile"),
-            asyncio.create_task(self._sample_lag(), name="lag"),
+            asyncio.create_task(self.watch.run(), name="loop-watch"),
+            asyncio.create_task(self._rebalancer(), name="rebalance"),
+            asyncio.create_task(self._flushing(), name="flush"),
+            asyncio.create_task(self._marking(), name="watermarks"),
+            asyncio.create_task(self._reconnects(), name="reconnects"),
         ]
         try:
             await asyncio.gather(*tasks)
         finally:
-            if self._watch is not None:
-                tasks.append(self._watch)
-            for task in tasks:
+            for task in tasks[1:]:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)  # membership leaves here
             await self.stop_all(self.settings.shutdown_grace_s)
+            tasks[0].cancel()  # leaves the membership, now that positions are stored
+            if self._watcher is not None:
+                self._watcher.cancel()
+                tasks.append(self._watcher)
+            await asyncio.gather(*tasks, return_exceptions=True)
 
-    # -- inputs ------------------------------------------------------------------------------
+    # -- registrations -----------------------------------------------------------------------
 
-    def _members_changed(self, members: list[str]) -> None:
-        self.members = members
-        MEMBERS.set(len(members))
-        self._rebalance()
+    def _restart_watch(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+        self._watcher = asyncio.create_task(self._follow_registrations(), name="registrations")
 
     async def _follow_registrations(self) -> None:
         while True:
             try:
                 watcher = await self.bus.subscriptions.watchall()
                 try:
+                    seen: set[str] | None = set()  # ids in the initial values; None after
                     async for entry in watcher:
-                        if entry is None:  # the initial values have all been seen
+                        if entry is None:
+                            if seen is not None:
+                                for gone in set(self.registrations) - seen:
+                                    self._removed(gone)
+                                seen = None
+                                self._loaded.set()
                             continue
-                        if entry.operation in ("DEL", "PURGE") or entry.value is None:
+                        self.entries_seen = max(self.entries_seen, entry.revision or 0)
+                        if entry.operation in ("DEL", "PURGE") or not entry.value:
                             self._removed(entry.key)
-                        else:
-                            self._added(Subscription.from_json(entry.value))
+                            continue
+                        try:
+                            sub = Subscription.from_json(entry.value)
+                        except ValueError as exc:
+                            UNREADABLE.inc()
+                            log.error("skipping unreadable registration %s: %s", entry.key, exc)
+                            continue
+                        if seen is not None:
+                            seen.add(sub.id)
+                        self._added(sub, entry.revision or 0)
                 finally:
                     with contextlib.suppress(Exception):
                         await watcher.stop()  # type: ignore[no-untyped-call]
@@ -109,118 +147,227 @@ class Supervisor:
                 log.warning("registration watch failed, restarting it: %r", exc)
                 await asyncio.sleep(1)
 
-    async def _reconcile(self) -> None:
-        """Re-list the bucket every RECONCILE_S, and at once after NATS reconnected (a watch
-        may not survive a restarted server): a safety net under the watch."""
-        reconnects = self._reconnects()
-        last = time.monotonic()
-        while True:
-            await asyncio.sleep(1)
-            if self._reconnects() != reconnects:
-                reconnects = self._reconnects()
-                log.info("NATS reconnected: re-listing registrations")
-                self._restart_watch()
-            elif time.monotonic() - last < RECONCILE_S:
-                continue
-            last = time.monotonic()
-            try:
-                await self._relist()
-            except Exception as exc:
-                log.info("reconcile failed: %r", exc)
-
-    def _reconnects(self) -> int:
-        return int(self.bus.nc.stats.get("reconnects", 0))
-
-    def _restart_watch(self) -> None:
-        if self._watch is not None:
-            self._watch.cancel()
-        self._watch = asyncio.create_task(self._follow_registrations(), name="registrations")
-
-    async def _relist(self) -> None:
-        try:
-            keys = set(await self.bus.subscriptions.keys())
-        except NoKeysError:
-            keys = set()
-        for gone in set(self.registrations) - keys:
-            self._removed(gone)
-        for key in keys:  # every entry, not only new keys: one may have been made again
-            sub = await get_subscription(self.bus, key)
-            if sub is not None:
-                self._added(sub)
-
-    def _added(self, sub: Subscription) -> None:
+    def _added(self, sub: Subscription, revision: int) -> None:
         known = self.registrations.get(sub.id)
-        if known is not None and known != sub:
-            # Deleted and registered again while we did not see the delete (the same room and
-            # URL give the same id): a new consumer and a new secret, so a new worker.
+        if known is not None and known[1] == revision:
+            return
+        if known is not None:  # ended and made again (same room and URL) while we looked away
             self._removed(sub.id)
-        self.registrations[sub.id] = sub
-        if sub.id not in self.workers and owner(sub.id, self.members) == self.me:
-            self._start(sub)
+        self.registrations[sub.id] = (sub, revision)
+        if partition_of(sub.room) in self.owned:
+            self._install(sub, revision, sub.start_seq, 0, live=sub.start_seq >= self.tail_seq)
+            REGISTRATIONS.set(len(self.feeds))
 
     def _removed(self, sub_id: str) -> None:
         self.registrations.pop(sub_id, None)
-        entry = self.workers.pop(sub_id, None)
-        if entry is not None:
-            entry[1].cancel()
-        WORKERS.set(len(self.workers))
+        feed = self._uninstall(sub_id)
+        if feed is not None:
+            self.flusher.drop([feed])
+            task = self.tasks.get(sub_id)
+            if task is not None and not feed.ended:
+                task.cancel()  # deleted: stop at once
+            REGISTRATIONS.set(len(self.feeds))
 
-    # -- workers -----------------------------------------------------------------------------
+    # -- feeds -------------------------------------------------------------------------------
 
-    def _rebalance(self) -> None:
-        mine = owned(self.me, self.registrations, self.members)
-        for sub_id, (worker, _) in self.workers.items():
-            if sub_id in mine:
-                worker.resume()
-            else:
-                worker.stop()
-        for sub_id in mine - set(self.workers):
-            self._start(self.registrations[sub_id])
+    def _install(self, sub: Subscription, entry: int, at: int, revision: int, live: bool) -> None:
+        feed = Feed(sub, entry, at, self.settings.dispatch_read_ahead, live)
+        feed.position_revision = revision
+        self.feeds[sub.id] = feed
+        self.by_room.setdefault(room_token(sub.room), {})[sub.id] = feed
+        if not live:
+            self._kick(feed)
 
-    def _start(self, subscription: Subscription) -> None:
-        worker = SubscriptionWorker(subscription, self.bus, self.client, self.settings)
-        task = asyncio.create_task(worker.run(), name=f"deliver-{subscription.id}")
-        task.add_done_callback(functools.partial(self._finished, subscription.id))
-        self.workers[subscription.id] = (worker, task)
-        WORKERS.set(len(self.workers))
+    def _uninstall(self, sub_id: str) -> Feed | None:
+        feed = self.feeds.pop(sub_id, None)
+        if feed is None:
+            return None
+        feed.retired = True
+        token = room_token(feed.sub.room)
+        room = self.by_room.get(token, {})
+        room.pop(sub_id, None)
+        if not room:
+            self.by_room.pop(token, None)
+        return feed
 
-    def _finished(self, sub_id: str, task: asyncio.Task[None]) -> None:
-        entry = self.workers.get(sub_id)
-        if entry is not None and entry[1] is task:
-            del self.workers[sub_id]
-            WORKERS.set(len(self.workers))
-            worker = entry[0]
-            failed = not task.cancelled() and task.exception() is not None
-            if failed:
-                log.error("worker for %s failed", sub_id, exc_info=task.exception())
-            if (failed or not worker.stopping) and not worker.ended:
-                # Still ours and not ended (a crash, or the consumer vanished and came back):
-                # the next rebalance starts it again.
-                asyncio.get_running_loop().call_later(1.0, self._rebalance)
+    def _kick(self, feed: Feed) -> None:
+        """Make sure a task delivers for `feed` (it has work)."""
+        self.flusher.touch(feed)
+        if feed.sub.id in self.tasks or feed.retired:
+            return
+        task = asyncio.create_task(self._serve(feed), name=f"deliver-{feed.sub.id}")
+        self.tasks[feed.sub.id] = task
+
+    async def _serve(self, feed: Feed) -> None:
+        """Deliver, and leave `tasks` the moment there is nothing left: an event offered after
+        that starts a new task (were the task left there until a done callback ran, an offer
+        in between would find it and start none)."""
+        try:
+            await self.deliverer.serve(feed)
+        except Exception:
+            log.exception("delivery for %s failed", feed.sub.id)
+            asyncio.get_running_loop().call_later(1.0, self._kick_again, feed)
+        finally:
+            if self.tasks.get(feed.sub.id) is asyncio.current_task():
+                del self.tasks[feed.sub.id]
+
+    def _kick_again(self, feed: Feed) -> None:
+        if self.feeds.get(feed.sub.id) is feed:
+            self._kick(feed)
+
+    def _on_event(self, token: str, seq: int, stored_at: float, data: bytes) -> None:
+        """The tail's next event: offered to the live feeds of its room."""
+        self.tail_seq = seq
+        feeds = self.by_room.get(token)
+        if not feeds:
+            return
+        event = held_event(seq, stored_at, data)
+        for feed in feeds.values():
+            if feed.offer(event) or feed.catching_up:
+                self._kick(feed)
+
+    # -- partitions --------------------------------------------------------------------------
+
+    def _members_changed(self, members: list[str]) -> None:
+        self.members = members
+        MEMBERS.set(len(members))
+        self._rebalance_due.set()
+
+    async def _rebalancer(self) -> None:
+        while True:
+            await self._rebalance_due.wait()
+            self._rebalance_due.clear()
+            try:
+                await self._rebalance()
+            except Exception as exc:  # NATS away: try again shortly
+                log.warning("taking partitions over failed: %r", exc)
+                await asyncio.sleep(1)
+                self._rebalance_due.set()
+
+    async def _rebalance(self) -> None:
+        wanted = owned_partitions(self.me, self.members)
+        lost = self.owned - wanted
+        if lost:
+            self._release(lost)
+        gained = wanted - self.owned
+        if gained or not self.tailing:
+            await self._acquire(gained)
+        PARTITIONS.set(len(self.owned))
+        REGISTRATIONS.set(len(self.feeds))
+
+    def _release(self, partitions: set[int]) -> None:
+        self.owned -= partitions
+        released = []
+        for sub_id, feed in list(self.feeds.items()):
+            if partition_of(feed.sub.room) in partitions:
+                self._uninstall(sub_id)
+                released.append(feed)
+        self.flusher.forget(partitions)
+        log.info("giving up partitions %s (%s registrations)", sorted(partitions), len(released))
+        waits = [self.tasks[f.sub.id] for f in released if f.sub.id in self.tasks]
+        task = asyncio.create_task(self._store_released(released, waits), name="release")
+        self._releases.add(task)
+        task.add_done_callback(self._releases.discard)
+
+    async def _store_released(self, feeds: list[Feed], waits: list[asyncio.Task[None]]) -> None:
+        if waits:
+            await asyncio.wait(waits, timeout=self.settings.dispatch_timeout_s + 1)
+        await self.flusher.flush(feeds)
+        self.flusher.drop(feeds)
+
+    async def _acquire(self, partitions: set[int]) -> None:
+        loaded = dict(
+            zip(
+                partitions,
+                await asyncio.gather(*(load_partition(self.bus, p) for p in partitions)),
+                strict=True,
+            )
+        )
+        last = int((await self.bus.js.stream_info(EVENTS_STREAM)).state.last_seq)
+        floor = max(0, last - self.settings.dispatch_rewind_max)
+        target = self.tail_seq if self.tailing else last
+        for state in loaded.values():
+            mark = state.watermark.seq if state.watermark else last
+            target = min(target, max(mark, floor))
+        rewind = not self.tailing or target < self.tail_seq
+        if rewind:
+            await self.tail.stop()
+            target = min(target, self.tail_seq) if self.tailing else target
+            self.tail_seq = target
+        self.owned |= partitions
+        installed = 0
+        for sub, revision in list(self.registrations.values()):
+            found = loaded.get(partition_of(sub.room))
+            if found is not None and sub.id not in self.feeds:
+                at, position_revision = _start(sub, revision, found)
+                self._install(sub, revision, at, position_revision, live=at >= self.tail_seq)
+                installed += 1
+        if rewind:
+            await self.tail.start(self.tail_seq + 1)
+            self.tailing = True
+        log.info(
+            "serving partitions %s (%s registrations) from sequence %s",
+            sorted(partitions),
+            installed,
+            self.tail_seq,
+        )
+
+    # -- upkeep ------------------------------------------------------------------------------
+
+    async def _flushing(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.dispatch_flush_s)
+            await self.flusher.flush()
+
+    async def _marking(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.dispatch_watermark_s)
+            await self.flusher.mark(self.owned, self.tail_seq, self.entries_seen)
+
+    async def _reconnects(self) -> None:
+        """After NATS reconnected, follow the registrations and the stream again (a watch or
+        an ephemeral consumer may not survive a restarted server); nothing is skipped: the
+        tail goes on after the last event it offered."""
+        seen = int(self.bus.nc.stats.get("reconnects", 0))
+        while True:
+            await asyncio.sleep(1)
+            now = int(self.bus.nc.stats.get("reconnects", 0))
+            if now != seen:
+                seen = now
+                log.info("NATS reconnected: following registrations and the stream again")
+                self._restart_watch()
+                with contextlib.suppress(Exception):
+                    await self.tail.start(self.tail_seq + 1)
 
     async def stop_all(self, grace_s: float) -> None:
-        """Let every worker finish its event in hand for up to `grace_s`, then cancel."""
-        entries = list(self.workers.values())
-        self.workers.clear()
-        for worker, task in entries:
-            worker.stop()
-            if not worker.busy:  # only waiting for an event: nothing to finish
-                task.cancel()
-        tasks = [task for _, task in entries]
+        """Retire every feed, let POSTs in hand finish for up to `grace_s` (less the time to
+        store positions), then store every position and watermark."""
+        await self.tail.stop()
+        feeds = list(self.feeds.values())
+        for feed in feeds:
+            feed.retired = True
+        tasks = list(self.tasks.values())
         if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=max(grace_s - 1, 0.1))
+            _, pending = await asyncio.wait(tasks, timeout=max(grace_s - 3, 0.1))
             for task in pending:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        WORKERS.set(0)
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(2):
+                await self.flusher.flush(feeds)
+                await self.flusher.mark(self.owned, self.tail_seq, self.entries_seen)
 
-    async def _sample_lag(self) -> None:
-        """Consumer lag of the registrations served here, summed, every DISPATCH_LAG_SAMPLE_S."""
-        while True:
-            total = 0
-            for sub_id in list(self.workers):
-                with contextlib.suppress(Exception):
-                    info = await self.bus.js.consumer_info(EVENTS_STREAM, sub_id)
-                    total += int(info.num_pending or 0) + int(info.num_ack_pending or 0)
-            LAG.set(total)
-            await asyncio.sleep(self.settings.dispatch_lag_sample_s)
+
+def _start(sub: Subscription, revision: int, state: PartitionPositions) -> tuple[int, int]:
+    """Where a registration starts when its partition is taken over, and the revision of its
+    stored position (0: none)."""
+    at = sub.start_seq
+    position_revision = 0
+    stored = state.positions.get(sub.id)
+    if stored is not None:
+        position, position_revision = stored
+        if position.entry == revision:
+            at = max(at, position.seq)
+    if state.watermark is not None and revision <= state.watermark.entries:
+        at = max(at, state.watermark.seq)
+    return at, position_revision

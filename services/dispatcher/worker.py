@@ -1,240 +1,171 @@
-"""Delivering one registration's events, in order, from its durable JetStream consumer.
+"""Delivering one registration's events, in order, from what its `Feed` holds.
 
-A thin shell around `delivery.py`: it fetches, POSTs with the client it is given, and acks.
+A thin shell around `feed.py` and `delivery.py`: while the feed has events in hand it POSTs
+them one after another (one request in flight per registration, so order holds and a hanging
+callback holds up only itself); when it has none but is catching up, it reads the next batch of
+its room from the stream; when it has neither, the task ends, and the tail starts a new one
+with the next event it offers.
 
-- Order: the consumer has `max_ack_pending=1`, so JetStream hands out the next event only once
-  the previous one is acknowledged (or, after a crash, redelivers the unacknowledged one first).
-  Order holds whoever fetches, even if two replicas briefly both serve a registration.
-- At least once: an event is acknowledged only after its callback answered 200. An event a
-  dead dispatcher never acknowledged is handed out again after `ack_wait` with the same stream
-  sequence, and so the same `webhook-id`.
-- A POST or a retry pause that lasts longer than a third of `ack_wait` is covered by
-  `in_progress` acks, so JetStream never redelivers an event that is still being worked on, even
-  with `DISPATCH_TIMEOUT_S` or a backoff delay above `ack_wait`.
-- Stopping (the registration moved to another replica) is polite: the worker finishes the event
-  in hand and stops fetching. Cancelling (the registration was deleted, or shutdown ran out of
-  grace) naks the event in hand, so the next owner gets it at once instead of after `ack_wait`.
+- At least once: the feed's position moves only when its callback answered 200 (`answered`),
+  and it is stored afterwards (`flusher.py`); a replica that dies before storing it has the
+  event sent again, with the same `webhook-id` (the subscription id and the stream sequence).
+- Never blamed for our faults: a POST that got no answer while this process was stalled
+  (starved of CPU, stopped) is tried again at once and does not count, and the retry window is
+  counted on a clock that stands still while the process did (`stall.py`). A registration is
+  ended only by its callback's answer, or its silence for the whole window.
+- Retiring (the partition moved, or shutdown): the POST in hand is finished, nothing more.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
+from collections.abc import Callable
 
-from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js.client import JetStreamContext
-from nats.js.errors import NotFoundError
-
-from services.dispatcher.delivery import (
-    Outcome,
-    RetryPolicy,
-    classify,
-    webhook_headers,
-    webhook_id,
-)
+from services.dispatcher.delivery import Outcome, RetryPolicy, classify, webhook_headers, webhook_id
+from services.dispatcher.feed import Feed, HeldEvent
 from services.dispatcher.http import CallbackClient, NoAnswer
-from services.dispatcher.metrics import DELIVERIES, ENDED, LATENCY, RETRIES
+from services.dispatcher.metrics import DELIVERIES, ENDED, EXPIRED, LATENCY, RETRIES
 from services.dispatcher.settings import DispatcherSettings
+from services.dispatcher.stall import LoopWatch
+from services.dispatcher.stream import RoomReader
 from shared.bus import Bus
-from shared.codec import render
-from shared.events import from_json
 from shared.subjects import EVENTS_STREAM
-from shared.subscriptions import ACK_WAIT_S, Subscription, delete_subscription
+from shared.subscriptions import delete_subscription
 
-__all__ = ["SubscriptionWorker"]
+__all__ = ["Deliverer"]
 
 log = logging.getLogger(__name__)
 
-FETCH_WAIT_S = 5.0  # how long one pull request waits for an event; also the longest stop delay
+READ_RETRY_S = 0.5
+FIRST_SEQ_MAX_AGE_S = 1.0  # how old the stream's first sequence may be when checked
 
 
-class SubscriptionWorker:
+class Deliverer:
     def __init__(
         self,
-        subscription: Subscription,
         bus: Bus,
         client: CallbackClient,
         settings: DispatcherSettings,
+        reader: RoomReader,
+        watch: LoopWatch,
+        progressed: Callable[[Feed], None],
     ) -> None:
-        self.subscription = subscription
         self.bus = bus
         self.client = client
-        self.settings = settings
+        self.reader = reader
+        self.watch = watch
+        self.progressed = progressed  # told after every answered event
         self.retry = RetryPolicy(
             settings.dispatch_retry_window_s,
             settings.dispatch_backoff_initial_s,
             settings.dispatch_backoff_max_s,
         )
-        self.stopping = False  # set: finish the event in hand, then return
-        self.ended = False  # the registration was ended by this worker
-        self._ack_wait = ACK_WAIT_S
-        self._current: Msg | None = None  # the event in hand
-        self._progress: asyncio.TimerHandle | None = None  # next in_progress for it
-        self._progress_sends: set[asyncio.Task[None]] = set()  # in flight, kept referenced
+        self.reads = asyncio.Semaphore(settings.dispatch_read_concurrency)
+        self._first_seq = (0, float("-inf"))  # (stream's first sequence, when read)
 
-    def stop(self) -> None:
-        self.stopping = True
-
-    def resume(self) -> None:
-        self.stopping = False
-
-    @property
-    def busy(self) -> bool:
-        """An event is in hand (being POSTed or waiting for a retry)."""
-        return self._current is not None
-
-    async def run(self) -> None:
-        sub = self.subscription
-        try:
-            pull = await self.bus.js.pull_subscribe_bind(durable=sub.id, stream=EVENTS_STREAM)
-        except NotFoundError:
-            log.warning("no consumer for %s; ending it", sub.id)
-            await self._end("no consumer")
-            return
-        try:  # from here on the pull subscription exists and is always unsubscribed
-            try:
-                info = await pull.consumer_info()
-            except NotFoundError:
-                log.warning("no consumer for %s; ending it", sub.id)
-                await self._end("no consumer")
+    async def serve(self, feed: Feed) -> None:
+        """Deliver until the feed has nothing in hand and nothing to read, or is retired."""
+        while not feed.retired:
+            event = feed.head()
+            if event is None:
+                if not feed.catching_up:
+                    return
+                await self._read(feed)
+                continue
+            if event.body is None or await self._deliver(feed, event):
+                feed.answered(event)
+                self.progressed(feed)
+            elif feed.ended:
                 return
-            if info.config.ack_wait:
-                self._ack_wait = float(info.config.ack_wait)
-            await self._loop(pull)
-        finally:
-            with contextlib.suppress(Exception):
-                await pull.unsubscribe()
 
-    async def _loop(self, pull: JetStreamContext.PullSubscription) -> None:
-        while not self.stopping:
+    async def _read(self, feed: Feed) -> None:
+        async with self.reads:
             try:
-                messages = await pull.fetch(1, timeout=FETCH_WAIT_S)
-            except (NatsTimeoutError, TimeoutError):
-                continue
-            except NotFoundError:
-                return  # the consumer was deleted: the registration ended
-            except Exception as exc:  # NATS away or restarting: try again shortly
-                log.info("fetch for %s failed: %r", self.subscription.id, exc)
-                await asyncio.sleep(0.5)
-                if await self._consumer_gone(pull):
-                    log.warning("consumer of %s vanished; ending it", self.subscription.id)
-                    await self._end("no consumer")
-                    return
-                continue
-            for message in messages:
-                if not await self._deliver(message):
-                    return
+                await self._check_expired(feed)
+                events, exhausted = await self.reader.read(
+                    feed.sub.room, feed.last_held, feed.wanted()
+                )
+            except Exception as exc:  # NATS away or slow: the feed keeps its place
+                log.info("reading %s for %s failed: %r", feed.sub.room, feed.sub.id, exc)
+                await asyncio.sleep(READ_RETRY_S)
+                return
+        feed.fill(events, exhausted)
 
-    async def _consumer_gone(self, pull: JetStreamContext.PullSubscription) -> bool:
-        try:
-            await pull.consumer_info()
-        except NotFoundError:
-            return True
-        except Exception:  # cannot tell now (NATS away): assume it is there
-            return False
-        return False
+    async def _check_expired(self, feed: Feed) -> None:
+        """Count and log a registration whose next event may have aged out of the stream."""
+        first, read_at = self._first_seq
+        if feed.last_held + 1 >= first and time.monotonic() - read_at < FIRST_SEQ_MAX_AGE_S:
+            return
+        info = await self.bus.js.stream_info(EVENTS_STREAM)
+        first = int(info.state.first_seq)
+        self._first_seq = (first, time.monotonic())
+        if feed.last_held + 1 < first:
+            EXPIRED.inc()
+            log.warning(
+                "events of %s after %s aged out before %s received them; going on from %s",
+                feed.sub.room,
+                feed.last_held,
+                feed.sub.id,
+                first,
+            )
 
-    async def _deliver(self, message: Msg) -> bool:
-        """POST one event until it is answered; False if the registration ended."""
-        self._current = message
-        self._progress = asyncio.get_running_loop().call_later(
-            self._ack_wait / 3, self._progress_due
-        )
-        try:
-            return await self._deliver_held(message)
-        except asyncio.CancelledError:
-            with contextlib.suppress(Exception):
-                await message.nak()
-            raise
-        finally:
-            self._current = None
-            self._progress.cancel()
-
-    async def _deliver_held(self, message: Msg) -> bool:
-        metadata = message.metadata
-        try:
-            event = from_json(message.data)
-        except ValueError as exc:  # never published by chat; cannot be rendered
-            log.error("dropping malformed event %s: %s", metadata.sequence.stream, exc)
-            await message.term()
-            return True
-        body = render(event).encode()
-        msg_id = webhook_id(self.subscription.id, metadata.sequence.stream)
-        first_failure = 0.0
+    async def _deliver(self, feed: Feed, event: HeldEvent) -> bool:
+        """POST one event until it is answered 200 (True), the registration ends or the feed
+        is retired (False)."""
+        assert event.body is not None
+        msg_id = webhook_id(feed.sub.id, event.seq)
         attempt = 0
+        first_failure = 0.0
         while True:
-            status, error = await self._post(msg_id, body)
+            started = time.monotonic()
+            status, error = await self._post(feed, msg_id, event.body)
             outcome = classify(status)
             DELIVERIES.labels(outcome.value).inc()
             if outcome is Outcome.DELIVERED:
-                await self._ack(message)
-                if metadata.timestamp is not None:
-                    LATENCY.observe(max(0.0, time.time() - metadata.timestamp.timestamp()))
+                LATENCY.observe(max(0.0, time.time() - event.stored_at))
                 return True
             if outcome is Outcome.REFUSED:
-                log.info("callback answered %s; ending %s", status, self.subscription.id)
-                await self._end("status")
+                log.info("callback answered %s; ending %s", status, feed.sub.id)
+                await self._end(feed, "status")
                 return False
-            now = time.monotonic()
+            if feed.retired:
+                return False
+            if self.watch.stalled_since(started):
+                log.info("no answer from %s while this process stalled: not counted", feed.sub.id)
+                continue
+            now = self.watch.running()
             if attempt == 0:
                 first_failure = now
             delay = self.retry.next_delay(attempt, first_failure, now)
             if delay is None:
-                log.info("callback unreachable (%s); ending %s", error, self.subscription.id)
-                await self._end("unreachable")
+                log.info("callback unreachable (%s); ending %s", error, feed.sub.id)
+                await self._end(feed, "unreachable")
                 return False
             RETRIES.inc()
             attempt += 1
             await asyncio.sleep(delay)
 
-    async def _post(self, msg_id: str, body: bytes) -> tuple[int | None, str | None]:
-        """The status the callback answered, or None and why there was no answer."""
-        headers = webhook_headers(self.subscription.secret, msg_id, int(time.time()), body)
+    async def _post(self, feed: Feed, msg_id: str, body: bytes) -> tuple[int | None, str | None]:
+        headers = webhook_headers(feed.sub.secret, msg_id, int(time.time()), body)
         try:
-            return await self.client.post(self.subscription.url, body, headers), None
+            return await self.client.post(feed.sub.url, body, headers), None
         except NoAnswer as exc:
             return None, str(exc)
 
-    async def _ack(self, message: Msg) -> None:
-        try:
-            await message.ack()
-        except Exception as exc:  # redelivered later with the same webhook-id
-            log.warning("ack failed for %s: %r", self.subscription.id, exc)
-
-    def _progress_due(self) -> None:
-        """Every third of ack_wait while an event is held: tell JetStream it is in progress.
-        (A timer per held event rather than a task per worker: idle workers cost nothing.)"""
-        message = self._current
-        if message is None:
-            return
-        send = asyncio.ensure_future(self._send_progress(message))
-        self._progress_sends.add(send)
-        send.add_done_callback(self._progress_sends.discard)
-        self._progress = asyncio.get_running_loop().call_later(
-            self._ack_wait / 3, self._progress_due
-        )
-
-    @staticmethod
-    async def _send_progress(message: Msg) -> None:
-        with contextlib.suppress(Exception):
-            await message.in_progress()
-
-    async def _end(self, reason: str) -> None:
-        """Remove the registration (KV entry, then consumer). Shielded: deleting the KV entry
-        makes the supervisor cancel this worker, and the consumer must still go, or it would
-        keep its events in the stream for ever."""
+    async def _end(self, feed: Feed, reason: str) -> None:
+        """Remove the registration that was read (its revision), retrying while NATS is away.
+        Shielded: the entry's deletion makes the supervisor retire this feed."""
         ENDED.labels(reason).inc()
-        self.ended = True
-        await asyncio.shield(self._remove())
+        feed.ended = True
+        await asyncio.shield(self._remove(feed))
 
-    async def _remove(self) -> None:
-        while True:  # until NATS takes it
+    async def _remove(self, feed: Feed) -> None:
+        while True:
             try:
-                await delete_subscription(self.bus, self.subscription.id)
+                await delete_subscription(self.bus, feed.sub.id, revision=feed.entry)
                 return
             except Exception as exc:
-                log.warning("cannot end %s yet: %r", self.subscription.id, exc)
+                log.warning("cannot end %s yet: %r", feed.sub.id, exc)
                 await asyncio.sleep(1)

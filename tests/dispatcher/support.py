@@ -10,13 +10,12 @@ from collections.abc import Iterable
 from typing import Any
 
 import httpx
-from nats.js.errors import NotFoundError
 
-from shared.bus import Bus, connect
+from shared.bus import POSITIONS_BUCKET, Bus, connect
 from shared.codec import parse
 from shared.events import ChatEvent, to_json
 from shared.settings import CommonSettings
-from shared.subjects import EVENTS_STREAM, event_subject
+from shared.subjects import event_subject
 from shared.subscriptions import Subscription, create_subscription, get_subscription
 from tests.conftest import Received
 
@@ -50,7 +49,7 @@ async def feed_sequential(bus: Bus, room: str, start: int, stop: int) -> None:
 
 
 async def register(bus: Bus, room: str, url: str) -> Subscription:
-    """Store a registration exactly as the registry does (consumer first, then KV entry)."""
+    """Store a registration exactly as the registry does."""
     sub, created = await create_subscription(bus, room, url)
     assert created
     return sub
@@ -68,14 +67,14 @@ async def register_and_feed(nats_url: str, room: str, url: str, start: int, stop
 
 
 async def wait_gone(bus: Bus, sub_id: str, within_s: float) -> bool:
-    """True once the registration is gone: its KV entry and its consumer (which would
-    otherwise keep its events in the stream)."""
+    """True once the registration is gone: its KV entry and its position."""
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
         if await get_subscription(bus, sub_id) is None:
-            try:
-                await bus.js.consumer_info(EVENTS_STREAM, sub_id)
-            except NotFoundError:
+            keys = await bus.js.stream_info(
+                f"KV_{POSITIONS_BUCKET}", subjects_filter=f"$KV.{POSITIONS_BUCKET}.*.{sub_id}"
+            )
+            if not keys.state.subjects:
                 return True
         await asyncio.sleep(0.1)
     return False

@@ -1,8 +1,10 @@
-"""Several dispatcher replicas share the registrations: each is served by one replica, every
-event is POSTed exactly once in normal operation, and a killed replica's work moves on."""
+"""Several dispatcher replicas share the registrations: each room's partition is served by one
+replica, every event is POSTed exactly once in normal operation, and a killed replica's work
+moves on."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 from typing import Any
 
@@ -29,19 +31,24 @@ async def test_replicas_share_the_work_exactly_once_and_hand_it_over(
     assert await wait_until(
         lambda: all(metric(d.base_url, "dispatcher_replicas") == 2 for d in replicas), 15
     )
-    room = "Shared"
+    rooms = [f"Shared{n}" for n in range(REGISTRATIONS)]
     bus = await bus_for(system.nats.url)
+
+    async def feed_all(start: int, stop: int) -> None:
+        await asyncio.gather(*(feed(bus, room, start, stop) for room in rooms))
+
     try:
-        subs = [await register(bus, room, f"{receiver.url}/{n}") for n in range(REGISTRATIONS)]
+        subs = [await register(bus, room, f"{receiver.url}/{n}") for n, room in enumerate(rooms)]
         assert await wait_until(
             lambda: (
-                sum(metric(d.base_url, "dispatcher_workers") for d in replicas) == REGISTRATIONS
+                sum(metric(d.base_url, "dispatcher_registrations") for d in replicas)
+                == REGISTRATIONS
             ),
             10,
         )
-        served = [metric(d.base_url, "dispatcher_workers") for d in replicas]
+        served = [metric(d.base_url, "dispatcher_registrations") for d in replicas]
         assert all(n > 0 for n in served), served  # both work, and no registration twice
-        await feed(bus, room, 0, 100)
+        await feed_all(0, 100)
         assert len(receiver.wait_for(100 * REGISTRATIONS, timeout=60)) == 100 * REGISTRATIONS
 
         by_sub = {
@@ -56,11 +63,11 @@ async def test_replicas_share_the_work_exactly_once_and_hand_it_over(
         assert delivered == 100 * REGISTRATIONS
 
         # A graceful stop (SIGTERM) mid-stream: the other replica takes over at once.
-        await feed(bus, room, 100, 200)
+        await feed_all(100, 200)
         first.stop(signal.SIGTERM)  # uvicorn re-raises SIGTERM once it has shut down
         assert "Application shutdown complete" in first.log()
         assert await wait_until(lambda: distinct_ids(receiver) == 200 * REGISTRATIONS, 60)
-        assert metric(second.base_url, "dispatcher_workers") == REGISTRATIONS
+        assert metric(second.base_url, "dispatcher_registrations") == REGISTRATIONS
         assert metric(second.base_url, "dispatcher_replicas") == 1
 
         # A death (SIGKILL) mid-stream: its registrations move when its heartbeat expires.
@@ -70,16 +77,20 @@ async def test_replicas_share_the_work_exactly_once_and_hand_it_over(
             lambda: all(metric(d.base_url, "dispatcher_replicas") == 2 for d in (second, third)),
             15,
         )
-        await feed(bus, room, 200, 300)
+        await feed_all(200, 300)
         second.stop(signal.SIGKILL)
         assert await wait_until(lambda: distinct_ids(receiver) == 300 * REGISTRATIONS, 60)
-        assert metric(third.base_url, "dispatcher_workers") == REGISTRATIONS
+        assert metric(third.base_url, "dispatcher_registrations") == REGISTRATIONS
         assert metric(third.base_url, "dispatcher_replicas") == 1
     finally:
         await bus.close()
     for n, sub in enumerate(subs):
         got = [r for r in receiver.received if r.path.endswith(f"/{n}")]
         assert numbers(got) == list(range(300)), sub.id
+
+
+def served(replicas: Any) -> float:
+    return sum(metric(d.base_url, "dispatcher_registrations") for d in replicas)
 
 
 def distinct_ids(receiver: Any) -> int:

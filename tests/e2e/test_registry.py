@@ -224,7 +224,7 @@ async def test_two_registries_at_once_lose_and_duplicate_nothing(system: System)
         consumers = {c.name for c in await nc.jetstream().consumers_info(EVENTS_STREAM)}
     finally:
         await nc.close()
-    assert consumers == ids - set(half)  # one consumer each, no orphan, none lost
+    assert consumers == set()  # a registration is no NATS object
 
 
 def test_refuses_to_start_without_a_token() -> None:

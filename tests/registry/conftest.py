@@ -18,7 +18,7 @@ from nats.js.errors import NotFoundError
 
 from services.registry.app import create_app
 from services.registry.settings import RegistrySettings
-from shared.bus import SUBSCRIPTIONS_BUCKET, Bus
+from shared.bus import POSITIONS_BUCKET, SUBSCRIPTIONS_BUCKET, Bus
 from shared.subjects import EVENTS_STREAM
 from shared.subscriptions import REGISTRY_BUCKET
 from tests.conftest import NatsServer
@@ -43,7 +43,8 @@ async def clean_nats(module_nats: NatsServer) -> NatsServer:
     nc = await nats.connect(module_nats.url)
     try:
         js = nc.jetstream()
-        for stream in (EVENTS_STREAM, f"KV_{SUBSCRIPTIONS_BUCKET}", f"KV_{REGISTRY_BUCKET}"):
+        buckets = (SUBSCRIPTIONS_BUCKET, POSITIONS_BUCKET, REGISTRY_BUCKET)
+        for stream in (EVENTS_STREAM, *(f"KV_{bucket}" for bucket in buckets)):
             with contextlib.suppress(NotFoundError):
                 await js.delete_stream(stream)
     finally:

@@ -17,8 +17,14 @@ from services.registry.bodylimit import MAX_BODY_BYTES
 from services.registry.settings import RegistrySettings
 from shared.bus import Bus
 from shared.events import ChatEvent, to_json
-from shared.subjects import EVENTS_STREAM, event_subject
-from shared.subscriptions import consumer_config, subscription_id, sweep_orphans
+from shared.positions import position_key
+from shared.subjects import EVENTS_STREAM, event_subject, room_token
+from shared.subscriptions import (
+    REGISTRY_BUCKET,
+    get_subscription,
+    subscription_id,
+    sweep_orphans,
+)
 from tests.conftest import NatsServer
 from tests.registry.conftest import AUTH, ClientFactory
 
@@ -27,7 +33,12 @@ RFC3339_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 
 
 async def consumers(bus: Bus) -> set[str]:
+    """Every consumer of the events stream: a registration is not one (there are none)."""
     return {c.name for c in await bus.js.consumers_info(EVENTS_STREAM)}
+
+
+async def last_seq(bus: Bus) -> int:
+    return int((await bus.js.stream_info(EVENTS_STREAM)).state.last_seq)
 
 
 async def post(client: httpx.AsyncClient, room: Any, url: Any) -> httpx.Response:
@@ -58,7 +69,7 @@ async def test_register_answers_201_with_secret_then_200_without(
     again = await post(client, "Lobby", URL)
     assert again.status_code == 200
     assert again.json() == {k: v for k, v in body.items() if k != "secret"}
-    assert body["id"] in await consumers(client.bus)  # type: ignore[attr-defined]
+    assert not await consumers(client.bus)  # type: ignore[attr-defined]
 
 
 async def test_same_room_and_url_in_another_spelling_is_the_same_registration(
@@ -232,7 +243,7 @@ async def test_get_and_delete(client: httpx.AsyncClient) -> None:
     deleted = await client.delete(f"/v1/subscriptions/{created['id']}")
     assert deleted.status_code == 204
     assert deleted.content == b""
-    assert created["id"] not in await consumers(bus)
+    assert not await consumers(bus)
     assert (await client.get(f"/v1/subscriptions/{created['id']}")).status_code == 404
     again = await client.delete(f"/v1/subscriptions/{created['id']}")
     assert again.status_code == 404
@@ -487,31 +498,36 @@ async def test_nats_down_is_503(make_client: ClientFactory, nats_server: NatsSer
     assert (await client.get("/healthz")).status_code == 200
 
 
-async def test_orphan_consumer_is_replaced_by_the_next_registration(
+async def test_a_registration_starts_after_the_events_stored_before_its_answer(
     client: httpx.AsyncClient,
 ) -> None:
-    """A create that failed after its consumer: the orphan holds an old event. Registering the
-    pair again must start afresh, so the old event is never delivered."""
+    """In force from the 201 and not before: its start is the stream's last sequence when it
+    was stored, so an event from before the answer is never delivered to it."""
     bus: Bus = client.bus  # type: ignore[attr-defined]
-    sub_id = subscription_id("Lobby", URL)
-    await bus.js.add_consumer(EVENTS_STREAM, consumer_config(sub_id, "Lobby", 1))
     await bus.js.publish(
         event_subject("Lobby", "chat"), to_json(ChatEvent("Lobby", "old", "before"))
     )
-    assert (await bus.js.consumer_info(EVENTS_STREAM, sub_id)).num_pending == 1
+    before = await last_seq(bus)
     response = await post(client, "Lobby", URL)
     assert response.status_code == 201
-    assert (await bus.js.consumer_info(EVENTS_STREAM, sub_id)).num_pending == 0
+    stored = await get_subscription(bus, response.json()["id"])
+    assert stored is not None
+    assert stored.start_seq == before == 1
 
 
 async def test_sweep_removes_orphans_only(client: httpx.AsyncClient) -> None:
+    """An index key whose entry never came, and a position whose registration is gone."""
     bus: Bus = client.bus  # type: ignore[attr-defined]
     kept = (await post(client, "Lobby", URL)).json()["id"]
     orphan = subscription_id("Elsewhere", URL)
-    await bus.js.add_consumer(EVENTS_STREAM, consumer_config(orphan, "Elsewhere", 1))
+    registry = await bus.js.key_value(REGISTRY_BUCKET)
+    await registry.put(f"room.{room_token('Elsewhere')}.{orphan}", orphan.encode())
+    await bus.positions.put(position_key("Elsewhere", orphan), b'{"seq": 1, "entry": 1}')
+    await bus.positions.put(position_key("Lobby", kept), b'{"seq": 1, "entry": 1}')
     assert await sweep_orphans(bus, min_age_s=3600) == 0  # too young to be an orphan
-    assert await sweep_orphans(bus, min_age_s=0) == 1
-    assert await consumers(bus) == {kept}
+    assert await sweep_orphans(bus, min_age_s=0) == 2
+    assert await registry.keys() == [f"room.{room_token('Lobby')}.{kept}"]
+    assert await bus.positions.keys() == [position_key("Lobby", kept)]
     assert (await client.get(f"/v1/subscriptions/{kept}")).status_code == 200
 
 

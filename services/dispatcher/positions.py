@@ -1,0 +1,87 @@
+"""Reading and writing the positions bucket (layout in `shared/positions.py`).
+
+A position is only ever moved with a revision check: a replica that finds its key changed by
+someone else is not the only one serving that registration (a hand-over in progress), and
+must re-read where it stands rather than move it back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
+
+from shared.bus import Bus
+from shared.positions import Position, Watermark, partition_prefix, watermark_key
+
+__all__ = [
+    "PartitionPositions",
+    "PositionConflict",
+    "load_partition",
+    "read_position",
+    "write_position",
+    "write_watermark",
+]
+
+log = logging.getLogger(__name__)
+
+
+class PositionConflict(Exception):
+    """The key changed since this replica last read or wrote it."""
+
+
+@dataclass(slots=True)
+class PartitionPositions:
+    positions: dict[str, tuple[Position, int]] = field(default_factory=dict)  # id: (at, rev)
+    watermark: Watermark | None = None
+
+
+async def load_partition(bus: Bus, partition: int) -> PartitionPositions:
+    """Every position and the watermark of one partition, in one filtered read."""
+    found = PartitionPositions()
+    watcher = await bus.positions.watch(f"{partition_prefix(partition)}.*", ignore_deletes=True)
+    try:
+        async for entry in watcher:
+            if entry is None:
+                break
+            if not entry.value or entry.revision is None:
+                continue
+            name = entry.key.split(".", 1)[1]
+            try:
+                if name == "mark":
+                    found.watermark = Watermark.from_json(entry.value)
+                else:
+                    found.positions[name] = (Position.from_json(entry.value), entry.revision)
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("ignoring unreadable position %s: %r", entry.key, exc)
+    finally:
+        with contextlib.suppress(Exception):
+            await watcher.stop()  # type: ignore[no-untyped-call]
+    return found
+
+
+async def write_position(bus: Bus, key: str, position: Position, revision: int) -> int:
+    """Store `position` over the revision last seen (0: none); the new revision. Raises
+    PositionConflict if the key moved meanwhile."""
+    try:
+        if revision == 0:
+            return int(await bus.positions.create(key, position.to_json()))
+        return int(await bus.positions.update(key, position.to_json(), last=revision))
+    except KeyWrongLastSequenceError as exc:
+        raise PositionConflict(key) from exc
+
+
+async def read_position(bus: Bus, key: str) -> tuple[Position, int] | None:
+    try:
+        entry = await bus.positions.get(key)
+    except (KeyNotFoundError, KeyDeletedError):
+        return None
+    if not entry.value or entry.revision is None:
+        return None
+    return Position.from_json(entry.value), entry.revision
+
+
+async def write_watermark(bus: Bus, partition: int, mark: Watermark) -> None:
+    await bus.positions.put(watermark_key(partition), mark.to_json())
