@@ -121,7 +121,7 @@ def events_stream_config(settings: CommonSettings) -> StreamConfig:
         num_replicas=settings.nats_replicas,
         max_age=settings.events_max_age_s,
         max_bytes=settings.events_max_bytes,
-        duplicate_window=120,
+        duplicate_window=min(120.0, settings.events_max_age_s),  # may not exceed max_age
         allow_direct=True,
     )
 

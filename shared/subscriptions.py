@@ -83,7 +83,7 @@ class Subscription:
     url: str
     secret: str
     created_at: str
-    start_seq: int = 0  # the stream's last sequence when stored; 0: made before positions
+    start_seq: int | None = None  # the stream's last sequence when stored; None: made before
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self)).encode()
@@ -99,9 +99,9 @@ class Subscription:
                 url=str(found["url"]),
                 secret=str(found["secret"]),
                 created_at=str(found["created_at"]),
-                start_seq=int(found.get("start_seq", 0)),
+                start_seq=None if found.get("start_seq") is None else int(found["start_seq"]),
             )
-        except (KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise ValueError(f"not a registration: {exc!r}") from exc
 
 

@@ -198,11 +198,13 @@ class Received:
 
 
 class CallbackReceiver:
-    """A real HTTP server on 127.0.0.1 that records every POST and answers `status`."""
+    """A real HTTP server on 127.0.0.1 that records every POST and answers `status`; the
+    first `drop_first` POSTs it records get no answer at all (the connection is closed)."""
 
-    def __init__(self, status: int = 200, delay_s: float = 0.0) -> None:
+    def __init__(self, status: int = 200, delay_s: float = 0.0, drop_first: int = 0) -> None:
         self.status = status
         self.delay_s = delay_s
+        self.drop_first = drop_first
         self.location = "http://127.0.0.1:9/elsewhere"  # where a 3xx answer points
         self.received: list[Received] = []
         self._cond = threading.Condition()
@@ -219,6 +221,10 @@ class CallbackReceiver:
                         Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
                     )
                     receiver._cond.notify_all()
+                    drop = len(receiver.received) <= receiver.drop_first
+                if drop:  # closed without an answer
+                    self.close_connection = True
+                    return
                 if receiver.delay_s:
                     time.sleep(receiver.delay_s)
                 self.send_response(receiver.status)
@@ -254,8 +260,8 @@ class CallbackReceiver:
 def receiver_factory() -> Iterator[Any]:
     made: list[CallbackReceiver] = []
 
-    def make(status: int = 200, delay_s: float = 0.0) -> CallbackReceiver:
-        r = CallbackReceiver(status, delay_s)
+    def make(status: int = 200, delay_s: float = 0.0, drop_first: int = 0) -> CallbackReceiver:
+        r = CallbackReceiver(status, delay_s, drop_first)
         made.append(r)
         return r
 

@@ -56,3 +56,8 @@ OLDEST = Gauge(
     "dispatcher_oldest_undelivered_seconds",
     "Age of the oldest event in hand and not yet answered 200, over this replica's registrations",
 )
+
+for _outcome in ("delivered", "refused", "unreachable"):
+    DELIVERIES.labels(_outcome)  # exported as 0 from the start
+for _reason in ("status", "unreachable"):
+    ENDED.labels(_reason)

@@ -45,7 +45,7 @@ async def migrate(bus: Bus, registrations: dict[str, tuple[Subscription, int]]) 
             await _create_position(bus, found, floor)
         with contextlib.suppress(NotFoundError):
             await bus.js.delete_consumer(EVENTS_STREAM, info.name)
-    legacy = [found for found in registrations.values() if found[0].start_seq == 0]
+    legacy = [found for found in registrations.values() if found[0].start_seq is None]
     if legacy:
         last = int((await bus.js.stream_info(EVENTS_STREAM)).state.last_seq)
         for found in legacy:

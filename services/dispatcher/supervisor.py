@@ -30,7 +30,7 @@ from services.dispatcher.positions import PartitionPositions, load_partition
 from services.dispatcher.settings import DispatcherSettings
 from services.dispatcher.stall import LoopWatch
 from services.dispatcher.stream import RoomReader, Tail, held_event
-from services.dispatcher.worker import Deliverer
+from services.dispatcher.worker import Deliverer, expired
 from shared.bus import Bus
 from shared.positions import partition_of
 from shared.subjects import EVENTS_STREAM, room_token
@@ -155,7 +155,9 @@ class Supervisor:
             self._removed(sub.id)
         self.registrations[sub.id] = (sub, revision)
         if partition_of(sub.room) in self.owned:
-            self._install(sub, revision, sub.start_seq, 0, live=sub.start_seq >= self.tail_seq)
+            # made by a registry of the design before positions, during an upgrade: from now
+            at = self.tail_seq if sub.start_seq is None else sub.start_seq
+            self._install(sub, revision, at, 0, live=at >= self.tail_seq)
             REGISTRATIONS.set(len(self.feeds))
 
     def _removed(self, sub_id: str) -> None:
@@ -283,7 +285,8 @@ class Supervisor:
                 strict=True,
             )
         )
-        last = int((await self.bus.js.stream_info(EVENTS_STREAM)).state.last_seq)
+        stream = (await self.bus.js.stream_info(EVENTS_STREAM)).state
+        last, first = int(stream.last_seq), int(stream.first_seq)
         floor = max(0, last - self.settings.dispatch_rewind_max)
         target = self.tail_seq if self.tailing else last
         for state in loaded.values():
@@ -300,8 +303,11 @@ class Supervisor:
             found = loaded.get(partition_of(sub.room))
             if found is not None and sub.id not in self.feeds:
                 at, position_revision = _start(sub, revision, found)
-                self._install(sub, revision, at, position_revision, live=at >= self.tail_seq)
+                live = at >= self.tail_seq
+                self._install(sub, revision, at, position_revision, live)
                 installed += 1
+                if live and at + 1 < first <= last:
+                    expired(sub, at, first)
         if rewind:
             await self.tail.start(self.tail_seq + 1)
             self.tailing = True
@@ -361,7 +367,7 @@ class Supervisor:
 def _start(sub: Subscription, revision: int, state: PartitionPositions) -> tuple[int, int]:
     """Where a registration starts when its partition is taken over, and the revision of its
     stored position (0: none)."""
-    at = sub.start_seq
+    at = sub.start_seq or 0
     position_revision = 0
     stored = state.positions.get(sub.id)
     if stored is not None:

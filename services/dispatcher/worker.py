@@ -32,9 +32,9 @@ from services.dispatcher.stall import LoopWatch
 from services.dispatcher.stream import RoomReader
 from shared.bus import Bus
 from shared.subjects import EVENTS_STREAM
-from shared.subscriptions import delete_subscription
+from shared.subscriptions import Subscription, delete_subscription
 
-__all__ = ["Deliverer"]
+__all__ = ["Deliverer", "expired"]
 
 log = logging.getLogger(__name__)
 
@@ -102,14 +102,7 @@ class Deliverer:
         first = int(info.state.first_seq)
         self._first_seq = (first, time.monotonic())
         if feed.last_held + 1 < first:
-            EXPIRED.inc()
-            log.warning(
-                "events of %s after %s aged out before %s received them; going on from %s",
-                feed.sub.room,
-                feed.last_held,
-                feed.sub.id,
-                first,
-            )
+            expired(feed.sub, feed.last_held, first)
 
     async def _deliver(self, feed: Feed, event: HeldEvent) -> bool:
         """POST one event until it is answered 200 (True), the registration ends or the feed
@@ -169,3 +162,15 @@ class Deliverer:
             except Exception as exc:
                 log.warning("cannot end %s yet: %r", feed.sub.id, exc)
                 await asyncio.sleep(1)
+
+
+def expired(sub: Subscription, after: int, first: int) -> None:
+    """Count and log a registration whose next events aged out of the stream unreceived."""
+    EXPIRED.inc()
+    log.warning(
+        "events of %s after %s aged out before %s received them; going on from %s",
+        sub.room,
+        after,
+        sub.id,
+        first,
+    )
