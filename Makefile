@@ -14,7 +14,10 @@ empty :=
 comma := ,
 PURE_GLOBS := $(subst $(empty) $(empty),$(comma),$(strip $(PURE_MODULES)))
 
-.PHONY: run test test-unit lint typecheck check bench bench-dispatcher clean
+# `make test` runs the test files on this many processes (pytest-xdist; 1 file stays on 1 worker).
+TEST_WORKERS ?= 2
+
+.PHONY: run test test-unit browser lint typecheck check bench bench-dispatcher clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,12 +33,17 @@ run: $(STAMP)
 	$(BIN)/python scripts/run.py
 
 # The whole suite with coverage (in-process code; the services started as processes by the
-# end-to-end tests are not measured), then the pure modules' 100 %.
-test: $(STAMP)
+# end-to-end tests are not measured), then the pure modules' 100 %. The virtual environment and
+# the browser are installed side by side.
+test:
+	@$(MAKE) --no-print-directory -j2 $(STAMP) browser
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --cov --cov-report=term
+	$(BIN)/python -m coverage report --include='$(PURE_GLOBS)' --fail-under=100
+
+# Debian's chromium for the web client's browser test (skipped, loudly, when it cannot be had).
+browser:
 	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 	  apt-get install -y -qq chromium) >/dev/null 2>&1 || echo "chromium missing: browser test skipped"
-	$(BIN)/python -m pytest -q --cov --cov-report=term
-	$(BIN)/python -m coverage report --include='$(PURE_GLOBS)' --fail-under=100
 
 # The inner loop: every test that starts no process (no nats-server, service, browser or CLI;
 # tests/markers.py decides), in seconds.
