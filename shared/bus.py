@@ -143,15 +143,18 @@ async def _ensure_stream(js: JetStreamContext, settings: CommonSettings) -> None
 
 
 async def ensure_key_value(js: JetStreamContext, config: KeyValueConfig) -> KeyValue:
-    """Open a KV bucket, creating it if needed; a bucket that exists with other replicas (an
-    operator changed `NATS_REPLICAS`) has its backing stream scaled to the wanted number."""
+    """Open a KV bucket, creating it if needed. Every bucket answers direct gets (reads with no
+    consumer); a bucket that exists with other replicas (an operator changed `NATS_REPLICAS`)
+    or without direct gets (made by an older version) has its backing stream updated."""
+    config.direct = True
     try:
         return await js.create_key_value(config)
     except BadRequestError:
         info = await js.stream_info(f"KV_{config.bucket}")
-        if info.config.num_replicas != config.replicas:
-            log.info("scaling bucket %s to %s replicas", config.bucket, config.replicas)
+        if info.config.num_replicas != config.replicas or not info.config.allow_direct:
+            log.info("updating bucket %s: %s replicas, direct gets", config.bucket, config.replicas)
             info.config.num_replicas = config.replicas
+            info.config.allow_direct = True
             await js.update_stream(info.config)
         return await js.key_value(config.bucket)
 

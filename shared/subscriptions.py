@@ -295,14 +295,14 @@ async def _delete(bus: Bus, sub_id: str, revision: int | None) -> bool:
             return False
         if bucket is not None:
             await bucket.delete(_index_key(subscription.room, sub_id))
-        await _forget_position(bus, position_key(subscription.room, sub_id))
+        await _purge(bus, POSITIONS_BUCKET, position_key(subscription.room, sub_id))
         return True
 
 
-async def _forget_position(bus: Bus, key: str) -> None:
-    """Remove every message of a position key (a KV delete would leave a marker for ever)."""
+async def _purge(bus: Bus, bucket: str, key: str) -> None:
+    """Remove every message of a key, markers included (a KV delete leaves one for ever)."""
     with contextlib.suppress(NotFoundError):
-        await bus.js.purge_stream(f"KV_{POSITIONS_BUCKET}", subject=f"$KV.{POSITIONS_BUCKET}.{key}")
+        await bus.js.purge_stream(f"KV_{bucket}", subject=f"$KV.{bucket}.{key}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,22 +377,16 @@ async def list_subscriptions(bus: Bus, room: str | None = None) -> list[Subscrip
 
 
 async def count_subscriptions(bus: Bus) -> int:
-    """How many registrations there are (reads every key, not the values)."""
-    watcher = await bus.subscriptions.watchall(ignore_deletes=True, meta_only=True)
-    count = 0
-    try:
-        async for entry in watcher:
-            if entry is None:
-                break
-            count += 1
-    finally:
-        await watcher.stop()  # type: ignore[no-untyped-call]
-    return count
+    """How many registrations there are: the messages the bucket holds, one per key. An
+    ended registration's delete marker counts until `sweep_orphans` purges it (it stays long
+    enough for every watcher to see the end)."""
+    return int((await bus.js.stream_info(f"KV_{SUBSCRIPTIONS_BUCKET}")).state.messages)
 
 
 async def sweep_orphans(bus: Bus, min_age_s: float = 300.0) -> int:
-    """Delete index keys left without an entry by a create that failed halfway, and positions
-    of registrations that are gone (a dispatcher that had not yet seen the end wrote one).
+    """Delete index keys left without an entry by a create that failed halfway, positions of
+    registrations that are gone (a dispatcher that had not yet seen the end wrote one), and the
+    delete markers of ended registrations.
 
     Only those older than `min_age_s` (far longer than a create takes) and, for index keys,
     only under the registration's lease, so a create in progress is never disturbed. Returns
@@ -425,6 +419,17 @@ async def sweep_orphans(bus: Bus, min_age_s: float = 300.0) -> int:
         if found.stored_at > cutoff or not found.key.split(".", 1)[1].startswith("sub_"):
             continue
         if await _get_entry(bus, found.key.split(".", 1)[1]) is None:
-            await _forget_position(bus, found.key)
+            await _purge(bus, POSITIONS_BUCKET, found.key)
             removed += 1
+    seq = 1
+    while True:
+        found = await _next_message(bus, SUBSCRIPTIONS_BUCKET, f"$KV.{SUBSCRIPTIONS_BUCKET}.>", seq)
+        if found is None:
+            break
+        seq = found.seq + 1
+        if found.data is not None or found.stored_at > cutoff:
+            continue
+        async with _lease(bucket, found.key):
+            if await _get_entry(bus, found.key) is None:
+                await _purge(bus, SUBSCRIPTIONS_BUCKET, found.key)
     return removed

@@ -7,13 +7,13 @@ must re-read where it stands rather than move it back.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from dataclasses import dataclass, field
 
 from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
 
-from shared.bus import Bus
+from services.dispatcher.stream import DirectReader
+from shared.bus import POSITIONS_BUCKET, Bus
 from shared.positions import Position, Watermark, partition_prefix, watermark_key
 
 __all__ = [
@@ -27,6 +27,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+LOAD_BATCH = 1000  # positions per direct get when a partition is taken over
+
 
 class PositionConflict(Exception):
     """The key changed since this replica last read or wrote it."""
@@ -38,27 +40,25 @@ class PartitionPositions:
     watermark: Watermark | None = None
 
 
-async def load_partition(bus: Bus, partition: int) -> PartitionPositions:
-    """Every position and the watermark of one partition, in one filtered read."""
+async def load_partition(reader: DirectReader, partition: int) -> PartitionPositions:
+    """Every position and the watermark of one partition, read in batches by direct gets (the
+    bucket keeps one message per key, so what it holds is exactly the current entries)."""
     found = PartitionPositions()
-    watcher = await bus.positions.watch(f"{partition_prefix(partition)}.*", ignore_deletes=True)
-    try:
-        async for entry in watcher:
-            if entry is None:
-                break
-            if not entry.value or entry.revision is None:
-                continue
-            name = entry.key.split(".", 1)[1]
+    prefix = f"$KV.{POSITIONS_BUCKET}.{partition_prefix(partition)}."
+    stream = f"KV_{POSITIONS_BUCKET}"
+    after, exhausted = 0, False
+    while not exhausted:
+        batch, exhausted = await reader.read(stream, prefix + "*", after, LOAD_BATCH)
+        for message in batch:
+            after = message.seq
+            name = message.subject.removeprefix(prefix)
             try:
                 if name == "mark":
-                    found.watermark = Watermark.from_json(entry.value)
-                else:
-                    found.positions[name] = (Position.from_json(entry.value), entry.revision)
+                    found.watermark = Watermark.from_json(message.data)
+                elif message.data:
+                    found.positions[name] = (Position.from_json(message.data), message.seq)
             except (ValueError, KeyError, TypeError) as exc:
-                log.warning("ignoring unreadable position %s: %r", entry.key, exc)
-    finally:
-        with contextlib.suppress(Exception):
-            await watcher.stop()  # type: ignore[no-untyped-call]
+                log.warning("ignoring unreadable position %s: %r", message.subject, exc)
     return found
 
 

@@ -4,9 +4,10 @@ position, neither of which creates a NATS object per registration or per room.
 - `Tail`: one ordered consumer per replica (ephemeral, in memory, no acks) over every event,
   from a given sequence on. nats-py re-creates it from the last sequence it saw when a gap or a
   stall shows, so it never skips an event; `restart` moves it (back) to another sequence.
-- `RoomReader`: a batch of one room's events after a sequence, by a direct get (JetStream
-  answers it from the stream itself, any replica of it, with no consumer): one request, the
-  events, then an end-of-batch status that says how many more the room holds.
+- `DirectReader`: a batch of a stream's messages on some subjects after a sequence, by a direct
+  get (JetStream answers it from the stream itself, any replica of it, with no consumer): one
+  request, the messages, then an end-of-batch status that says how many more there are. The
+  feeds read their room's events this way, and a replica taking a partition over its positions.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import itertools
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from nats.aio.msg import Msg
@@ -28,7 +30,7 @@ from shared.codec import render
 from shared.events import from_json
 from shared.subjects import EVENT_SUBJECTS, EVENTS_STREAM, room_subjects
 
-__all__ = ["RoomReader", "Tail", "held_event", "room_token_of"]
+__all__ = ["DirectReader", "Stored", "Tail", "held_event", "room_token_of"]
 
 log = logging.getLogger(__name__)
 
@@ -105,15 +107,25 @@ def _stored_at(stamp: str) -> float:
     return moment.timestamp()
 
 
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """One message as a direct get returns it."""
+
+    seq: int
+    stored_at: float
+    subject: str
+    data: bytes
+
+
 class _Batch:
     def __init__(self) -> None:
-        self.events: list[HeldEvent] = []
+        self.messages: list[Stored] = []
         self.pending = -1  # events of the room after this batch; -1 until the end is known
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
 
-class RoomReader:
-    """Batched direct gets of one room's events, answered on one wildcard inbox."""
+class DirectReader:
+    """Batched direct gets, answered on one wildcard inbox."""
 
     def __init__(self, bus: Bus) -> None:
         self.bus = bus
@@ -142,21 +154,30 @@ class RoomReader:
         else:
             seq = int(headers["Nats-Sequence"])
             stored_at = _stored_at(headers.get("Nats-Time-Stamp", "1970-01-01T00:00:00Z"))
-            batch.events.append(held_event(seq, stored_at, data))
+            batch.messages.append(Stored(seq, stored_at, headers.get("Nats-Subject", ""), data))
 
-    async def read(self, room: str, after: int, count: int) -> tuple[list[HeldEvent], bool]:
+    async def read_room(self, room: str, after: int, count: int) -> tuple[list[HeldEvent], bool]:
         """Up to `count` events of `room` after sequence `after`, in order, and whether the
-        stream held no more of them when it answered. Raises TimeoutError if NATS is away."""
+        stream held no more of them when it answered."""
+        found, exhausted = await self.read(EVENTS_STREAM, room_subjects(room), after, count)
+        return [held_event(m.seq, m.stored_at, m.data) for m in found], exhausted
+
+    async def read(
+        self, stream: str, subjects: str, after: int, count: int
+    ) -> tuple[list[Stored], bool]:
+        """Up to `count` messages of `stream` on `subjects` after sequence `after`, in order,
+        and whether it held no more of them when it answered. Raises TimeoutError if NATS is
+        away."""
         if self._ready is None or (self._ready.done() and self._ready.exception()):
             self._ready = asyncio.ensure_future(self._subscribe())
         await self._ready
         token = str(next(self._ids))
         batch = _Batch()
         self._batches[token] = batch
-        request = {"seq": after + 1, "next_by_subj": room_subjects(room), "batch": count}
+        request = {"seq": after + 1, "next_by_subj": subjects, "batch": count}
         try:
             await self.bus.nc.publish(
-                f"$JS.API.DIRECT.GET.{EVENTS_STREAM}",
+                f"$JS.API.DIRECT.GET.{stream}",
                 json.dumps(request).encode(),
                 reply=f"{self._prefix}.{token}",
             )
@@ -166,4 +187,4 @@ class RoomReader:
             del self._batches[token]
         if batch.pending < 0:
             raise TimeoutError("direct get ended without saying what is left")
-        return batch.events, batch.pending == 0
+        return batch.messages, batch.pending == 0

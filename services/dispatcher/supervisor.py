@@ -29,7 +29,7 @@ from services.dispatcher.migration import migrate
 from services.dispatcher.positions import PartitionPositions, load_partition
 from services.dispatcher.settings import DispatcherSettings
 from services.dispatcher.stall import LoopWatch
-from services.dispatcher.stream import RoomReader, Tail, held_event
+from services.dispatcher.stream import DirectReader, Tail, held_event
 from services.dispatcher.worker import Deliverer, expired
 from shared.bus import Bus
 from shared.positions import partition_of
@@ -60,8 +60,9 @@ class Supervisor:
         self.tailing = False
         self.watch = LoopWatch()
         self.flusher = Flusher(bus, self._kick)
+        self.reader = DirectReader(bus)
         self.deliverer = Deliverer(
-            bus, client, settings, RoomReader(bus), self.watch, self.flusher.touch
+            bus, client, settings, self.reader, self.watch, self.flusher.touch
         )
         self.membership = Membership(
             bus,
@@ -82,8 +83,14 @@ class Supervisor:
             await self.membership.beat()  # know the others before taking anything
         self._restart_watch()
         await self._loaded.wait()
-        await migrate(self.bus, self.registrations)
-        await self._rebalance()
+        while True:
+            try:
+                await migrate(self.bus, self.registrations)
+                break
+            except Exception as exc:  # NATS away: the old consumers wait
+                log.warning("migrating registrations failed, trying again: %r", exc)
+                await asyncio.sleep(1)
+        self._rebalance_due.set()  # the first takeover, retried like any other
         tasks = [
             asyncio.create_task(self.membership.run(), name="membership"),
             asyncio.create_task(self.watch.run(), name="loop-watch"),
@@ -281,7 +288,7 @@ class Supervisor:
         loaded = dict(
             zip(
                 partitions,
-                await asyncio.gather(*(load_partition(self.bus, p) for p in partitions)),
+                await asyncio.gather(*(load_partition(self.reader, p) for p in partitions)),
                 strict=True,
             )
         )

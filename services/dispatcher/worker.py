@@ -29,7 +29,7 @@ from services.dispatcher.http import CallbackClient, NoAnswer
 from services.dispatcher.metrics import DELIVERIES, ENDED, EXPIRED, LATENCY, RETRIES
 from services.dispatcher.settings import DispatcherSettings
 from services.dispatcher.stall import LoopWatch
-from services.dispatcher.stream import RoomReader
+from services.dispatcher.stream import DirectReader
 from shared.bus import Bus
 from shared.subjects import EVENTS_STREAM
 from shared.subscriptions import Subscription, delete_subscription
@@ -48,7 +48,7 @@ class Deliverer:
         bus: Bus,
         client: CallbackClient,
         settings: DispatcherSettings,
-        reader: RoomReader,
+        reader: DirectReader,
         watch: LoopWatch,
         progressed: Callable[[Feed], None],
     ) -> None:
@@ -84,7 +84,7 @@ class Deliverer:
         async with self.reads:
             try:
                 await self._check_expired(feed)
-                events, exhausted = await self.reader.read(
+                events, exhausted = await self.reader.read_room(
                     feed.sub.room, feed.last_held, feed.wanted()
                 )
             except Exception as exc:  # NATS away or slow: the feed keeps its place
