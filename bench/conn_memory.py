@@ -46,6 +46,8 @@ async def _measure(count: int, stack: Stack, top: int) -> None:
         CHAT_PORT=str(port),
         BIND_HOST="127.0.0.1",
         CHAT_RATE_LIMIT="0",
+        CHAT_HOST_CONNECTIONS="0",
+        CHAT_HOST_ROOMS_PER_MINUTE="0",
         CHAT_ROOM_LIMIT="25",
         LOG_LEVEL="WARNING",
     )

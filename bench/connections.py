@@ -141,7 +141,11 @@ def measure(target: str, n: int, logs: Path, settle_s: float = 3.0) -> ScaleResu
         else:
             stack.nats()
             server, port = stack.service(
-                "chat", CHAT_RATE_LIMIT="0", CHAT_ROOM_LIMIT=str(ROOM_SIZE)
+                "chat",
+                CHAT_RATE_LIMIT="0",
+                CHAT_HOST_CONNECTIONS="0",
+                CHAT_HOST_ROOMS_PER_MINUTE="0",
+                CHAT_ROOM_LIMIT=str(ROOM_SIZE),
             )
             url = f"ws://127.0.0.1:{port}/ws"
         time.sleep(settle_s)

@@ -183,6 +183,8 @@ class Processes:
             port_var: str(port),
             "LOG_LEVEL": "WARNING",
             "CHAT_RATE_LIMIT": "0",
+            "CHAT_HOST_CONNECTIONS": "0",
+            "CHAT_HOST_ROOMS_PER_MINUTE": "0",
             **env,
         }
         log = (self.tmp / f"{name}-{port}.log").open("ab")
@@ -365,7 +367,7 @@ async def latency(
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--transports", default="httpx,aiohttp")
+    parser.add_argument("--transports", default="httpx,wire")
     parser.add_argument("--events-one", type=int, default=2000, help="events to 1 callback")
     parser.add_argument("--events-many", type=int, default=20, help="events to each of 100")
     parser.add_argument("--rate", type=int, default=500, help="chat events a second (latency)")

@@ -126,6 +126,8 @@ def run_once(mode: str, rooms: int, users: int, messages: int, pair: int, logs: 
             watched["server"], chat_port = stack.service(
                 "chat",
                 CHAT_RATE_LIMIT="0",
+                CHAT_HOST_CONNECTIONS="0",
+                CHAT_HOST_ROOMS_PER_MINUTE="0",
                 CHAT_ROOM_LIMIT=str(max(25, users)),
                 CHAT_DYNAMIC_ROOMS="true",
             )
@@ -136,10 +138,9 @@ def run_once(mode: str, rooms: int, users: int, messages: int, pair: int, logs: 
         cpu["client"] = round(float(out["client_cpu_s"]), 2)
         lag = None
         if mode == "callbacks":
-            lag = asyncio.run(dispatcher_lag(stack.nats_url))
             posts = httpx.get(f"http://127.0.0.1:{receiver_port}/count", timeout=5).text
-            lag["delivered"] = int(posts)
-            lag["events"] = rooms * (1 + users + users * messages)
+            events = rooms * (1 + users + users * messages)
+            lag = asyncio.run(dispatcher_lag(stack.nats_url, events, int(posts)))
     return RunResult(
         mode,
         rooms,

@@ -1,4 +1,5 @@
-"""How far the dispatcher is behind: read from JetStream, not from the dispatcher's word."""
+"""How far the dispatcher is behind when the chat client has finished: read from the callback
+receiver's count and JetStream, not from the dispatcher's word."""
 
 from __future__ import annotations
 
@@ -11,19 +12,21 @@ from shared.subjects import EVENTS_STREAM
 __all__ = ["dispatcher_lag"]
 
 
-async def dispatcher_lag(nats_url: str) -> dict[str, Any]:
-    """Undelivered events: sum of `num_pending + num_ack_pending` over the events stream's
-    consumers (one per registration), and how many messages the stream still holds."""
+async def dispatcher_lag(nats_url: str, events: int, delivered: int) -> dict[str, Any]:
+    """Undelivered events (of `events` sent, `delivered` counted by the receiver), how many
+    messages the stream holds, and how many consumers all streams have together."""
     nc = await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=1)
     try:
         js = nc.jetstream()
         stream = await js.stream_info(EVENTS_STREAM)
-        consumers = await js.consumers_info(EVENTS_STREAM)
-        undelivered = sum(int(c.num_pending or 0) + int(c.num_ack_pending or 0) for c in consumers)
+        streams = await js.streams_info()
+        consumers = sum([len(await js.consumers_info(str(s.config.name))) for s in streams])
         return {
-            "undelivered": undelivered,
+            "events": events,
+            "delivered": delivered,
+            "undelivered": max(0, events - delivered),
             "stream_messages": int(stream.state.messages),
-            "consumers": len(consumers),
+            "consumers": consumers,
         }
     finally:
         await nc.close()

@@ -104,7 +104,13 @@ def main(argv: list[str] | None = None) -> int:
     raw = out_dir / f"profile-chat-{stamp}{'-blocking' if args.blocking else ''}.txt"
     with Stack(out_dir / f"logs-profile-{stamp}") as stack:
         stack.nats()
-        chat, port = stack.service("chat", CHAT_RATE_LIMIT="0", CHAT_ROOM_LIMIT="25")
+        chat, port = stack.service(
+            "chat",
+            CHAT_RATE_LIMIT="0",
+            CHAT_HOST_CONNECTIONS="0",
+            CHAT_HOST_ROOMS_PER_MINUTE="0",
+            CHAT_ROOM_LIMIT="25",
+        )
         spy = stack.spawn(
             "py-spy",
             [

@@ -65,20 +65,26 @@ class Feed:
         self.retired = False  # no longer served here: finish the POST in hand, nothing more
         self.ended = False  # its callback ended it
 
+    def takes(self, seq: int) -> bool:
+        """Whether `offer` would take the event at `seq` (so the tail renders it only then)."""
+        return not self.catching_up and seq > self.last_held and len(self.held) < self.read_ahead
+
     def offer(self, event: HeldEvent) -> bool:
         """The tail's offer of its room's next event; True if it was taken."""
-        if self.catching_up:
-            self.hint = max(self.hint, event.seq)
-            return False
-        if event.seq <= self.last_held:
-            return False
-        if len(self.held) >= self.read_ahead:
-            self.catching_up = True  # read it later from the stream, at our own pace
-            self.hint = event.seq
+        if not self.takes(event.seq):
+            self.offer_missed(event.seq)
             return False
         self.held.append(event)
         self.last_held = event.seq
         return True
+
+    def offer_missed(self, seq: int) -> None:
+        """The tail went by `seq`, which this feed does not take now."""
+        if self.catching_up:
+            self.hint = max(self.hint, seq)
+        elif seq > self.last_held:  # full: read it later from the stream, at our own pace
+            self.catching_up = True
+            self.hint = seq
 
     def wanted(self) -> int:
         """How many events a read should ask for now (0: no read)."""

@@ -1,14 +1,15 @@
-"""How the workers POST: httpx's request and transport API, with a measured choice of transport.
+"""How the dispatcher POSTs: httpx's request and transport API, with a measured choice of
+transport.
 
 `docs/benchmarks.md` ("Dispatcher") has the figures behind the choices:
 
-- The transport is `httpx-aiohttp`'s `AiohttpTransport` by default; httpx's own
-  (`DISPATCH_HTTP_TRANSPORT=httpx`) spends about twice the CPU per request, and far more with
-  many callbacks at once.
+- The transport is our own (`transport.WireTransport`, `DISPATCH_HTTP_TRANSPORT=wire`): an
+  asyncio protocol that writes one HTTP/1.1 request and reads one status. httpx's own transport
+  (`DISPATCH_HTTP_TRANSPORT=httpx`) spends several times the CPU per request.
 - `CallbackClient` hands an `httpx.Request` straight to the transport. `httpx.AsyncClient` would
   add, per request, an auth flow, redirect handling and a cookie jar — all of which a dispatcher
   must switch off anyway (redirects are never followed, and one callback's cookies must never
-  reach another) — and costs about 0.3 ms of CPU per request on our machine for them.
+  reach another).
 - HTTP/1.1 connections are kept alive and reused per origin (scheme, host, port), with no limit
   on their number: a pool limit would let hanging callbacks starve the others. A registration
   has at most one POST in flight, so it holds at most one connection.
@@ -23,11 +24,11 @@ from collections.abc import Mapping
 import httpx
 
 from services.dispatcher.settings import DispatcherSettings
+from services.dispatcher.transport import ANSWER_MAX_BYTES, WireTransport
 
 __all__ = ["ANSWER_MAX_BYTES", "USER_AGENT", "CallbackClient", "NoAnswer", "http_client"]
 
 USER_AGENT = "volano-dispatcher/0.1"
-ANSWER_MAX_BYTES = 64 * 1024  # of a callback's answer body, read and dropped
 
 
 _parsed_url = functools.lru_cache(maxsize=4096)(httpx.URL)  # bounded: URLs come and go
@@ -86,20 +87,12 @@ class CallbackClient:
 
 def http_client(settings: DispatcherSettings) -> CallbackClient:
     """The client of `DISPATCH_HTTP_TRANSPORT`, bounded by `DISPATCH_TIMEOUT_S`."""
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=1000, keepalive_expiry=30)
     transport: httpx.AsyncBaseTransport
-    if settings.dispatch_http_transport == "aiohttp":
-        import aiohttp
-        from httpx_aiohttp import AiohttpTransport
-
-        def session() -> aiohttp.ClientSession:
-            # No connection limit (aiohttp's default is 100 in all), no cookie jar.
-            connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=30)
-            return aiohttp.ClientSession(
-                connector=connector, cookie_jar=aiohttp.DummyCookieJar(), trust_env=False
-            )
-
-        transport = AiohttpTransport(limits=limits, trust_env=False, client=session)
+    if settings.dispatch_http_transport == "wire":
+        transport = WireTransport()
     else:
+        limits = httpx.Limits(
+            max_connections=None, max_keepalive_connections=1000, keepalive_expiry=30
+        )
         transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
     return CallbackClient(transport, settings.dispatch_timeout_s)

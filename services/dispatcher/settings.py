@@ -19,8 +19,8 @@ class DispatcherSettings(CommonSettings):
     )
     dispatch_backoff_initial_s: float = Field(0.5, gt=0, description="first retry delay")
     dispatch_backoff_max_s: float = Field(10.0, gt=0, description="longest retry delay")
-    dispatch_http_transport: Literal["aiohttp", "httpx"] = Field(
-        "aiohttp", description="httpx transport: aiohttp (httpx-aiohttp) or httpx's own"
+    dispatch_http_transport: Literal["wire", "httpx"] = Field(
+        "wire", description="httpx transport: wire (the dispatcher's own) or httpx's own"
     )
     dispatch_heartbeat_s: float = Field(
         1.0, gt=0, description="how often a replica announces itself and reads the others"

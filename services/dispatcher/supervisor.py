@@ -230,9 +230,14 @@ class Supervisor:
         feeds = self.by_room.get(token)
         if not feeds:
             return
-        event = held_event(seq, stored_at, data)
+        event = None  # rendered only if a feed takes it
         for feed in feeds.values():
-            if feed.offer(event) or feed.catching_up:
+            if feed.takes(seq):
+                event = event or held_event(seq, stored_at, data)
+                feed.offer(event)
+            else:
+                feed.offer_missed(seq)
+            if feed.catching_up or feed.held:
                 self._kick(feed)
 
     # -- partitions --------------------------------------------------------------------------

@@ -38,6 +38,8 @@ __all__ = ["Deliverer", "expired"]
 
 log = logging.getLogger(__name__)
 
+_COUNTED = {outcome: DELIVERIES.labels(outcome.value) for outcome in Outcome}
+
 READ_RETRY_S = 0.5
 FIRST_SEQ_MAX_AGE_S = 1.0  # how old the stream's first sequence may be when checked
 
@@ -115,7 +117,7 @@ class Deliverer:
             started = time.monotonic()
             status, error = await self._post(feed, msg_id, event.body)
             outcome = classify(status)
-            DELIVERIES.labels(outcome.value).inc()
+            _COUNTED[outcome].inc()
             if outcome is Outcome.DELIVERED:
                 LATENCY.observe(max(0.0, time.time() - event.stored_at))
                 return True
