@@ -2,7 +2,7 @@
 library alone, no NATS, no FastAPI: the local speed limit of a Python chat on this machine.
 
 `enter` answers `entered` with the members and sends `enter` to the others; `chat` is sent with
-`broadcast()` to every member of the room, the sender included, as SPEC §4 says.
+`broadcast()` to every member of the room, the sender included, as docs/websocket.md says.
 
 Run: `python -m bench.baseline_server --port 8765`.
 """

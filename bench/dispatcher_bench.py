@@ -175,7 +175,11 @@ class Processes:
 
     def service(self, name: str, **env: str) -> tuple[subprocess.Popen[bytes], str]:
         port = free_port()
-        port_var = {"dispatcher": "DISPATCHER_PORT", "chat": "CHAT_PORT"}[name]
+        port_var = {
+            "dispatcher": "DISPATCHER_PORT",
+            "chat": "CHAT_PORT",
+            "registry": "REGISTRY_PORT",
+        }[name]
         full_env = {
             **os.environ,
             "NATS_URL": self.nats_url,
@@ -241,11 +245,11 @@ async def feed(bus: Bus, room: str, count: int) -> None:
         await asyncio.gather(*futures)
 
 
-async def until(done: Callable[[], bool], within_s: float) -> None:
+async def until(done: Callable[[], bool], within_s: float, step_s: float = 0.05) -> None:
     """Poll `done` (the sink is counted in callbacks, so there is no event to wait on)."""
     deadline = time.monotonic() + within_s
     while not done() and time.monotonic() < deadline:  # noqa: ASYNC110
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(step_s)
 
 
 async def clear(bus: Bus) -> None:

@@ -1,4 +1,4 @@
-"""The VolanoMark client over our websocket protocol (SPEC §4), as one process.
+"""The VolanoMark client over our websocket protocol (docs/websocket.md), as one process.
 
 R rooms x U users x M messages. Every user connects, enters its room and waits until it has seen
 the whole room. Then users take turns as in the original VolanoMark: a user sends when

@@ -1,4 +1,4 @@
-"""The event XML of SPEC §1: one element, children in fixed order, everything escaped.
+"""The event XML of docs/callbacks.md: one element, children in fixed order, everything escaped.
 
 `render` never produces text a strict XML parser rejects: characters XML 1.0 forbids become
 U+FFFD, markup characters become entities, and a carriage return becomes `&#13;` so that parsers
@@ -50,7 +50,8 @@ def render(event: Event) -> str:
 
 
 def parse(document: str | bytes) -> Event:
-    """Strictly parse one event document; raises ValueError if it is not exactly SPEC §1."""
+    """Strictly parse one event document; raises ValueError if it is not exactly one of the
+    shapes docs/callbacks.md shows."""
     try:
         root = ET.fromstring(document)
     except ET.ParseError as exc:

@@ -1,4 +1,4 @@
-"""The seven room events of SPEC §1 as typed, immutable values.
+"""The seven room events of docs/callbacks.md as typed, immutable values.
 
 An event travels on NATS as compact JSON (`to_json` / `from_json`) and reaches callbacks as XML
 (`shared.codec`). Field order in each class is the child order of its XML element.

@@ -1,4 +1,4 @@
-"""nats-py's client with two shortcuts for a publisher on the hot path (the chat, SPEC §5).
+"""nats-py's client with two shortcuts for a publisher on the hot path (the chat).
 
 nats-py hands every message of a callback subscription to a task of its own through an
 `asyncio.Queue`, and every `publish` awaits a flush kick that creates a fresh `asyncio.Future`

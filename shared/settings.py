@@ -1,4 +1,4 @@
-"""Settings read from the environment (SPEC §6): environment first, then a sane default."""
+"""Settings read from the environment (docs/operations.md): environment first, then a default."""
 
 from __future__ import annotations
 

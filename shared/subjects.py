@@ -1,4 +1,4 @@
-"""Room names to NATS subjects, injectively and safely (SPEC §5).
+"""Room names to NATS subjects, injectively and safely (docs/operations.md).
 
 A room token keeps ASCII letters, digits and `-`; every other UTF-8 byte becomes `_HH` (upper-case
 hex). The mapping is injective because `_` itself is escaped, and a token can never hold `.`,

@@ -1,4 +1,4 @@
-"""Delivery decisions and the Standard Webhooks headers, with no I/O (SPEC §1, §2).
+"""Delivery decisions and the Standard Webhooks headers, with no I/O (docs/callbacks.md).
 
 Everything here is a pure function or a small value: what an HTTP answer means for a
 registration (`classify`), how long to wait before the next try and when to give up
@@ -49,7 +49,7 @@ def backoff_delay(attempt: int, initial_s: float, max_s: float) -> float:
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """When to try a silent callback again, and when its registration ends (SPEC §2)."""
+    """When to try a silent callback again, and when its registration ends (docs/callbacks.md)."""
 
     window_s: float  # DISPATCH_RETRY_WINDOW_S, counted from the first failure
     initial_s: float  # first delay

@@ -1,4 +1,4 @@
-"""Delivery decisions and Standard Webhooks signatures (SPEC §1, §2), no I/O."""
+"""Delivery decisions and Standard Webhooks signatures (docs/callbacks.md), no I/O."""
 
 from __future__ import annotations
 

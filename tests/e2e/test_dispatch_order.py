@@ -1,5 +1,6 @@
-"""Order and at-least-once (SPEC §2) with real processes: a registration receives its room's
-events in stream order, and none is lost when the dispatcher or nats-server is killed."""
+"""Order and at-least-once (docs/callbacks.md) with real processes: a registration receives
+its room's events in stream order, and none is lost when the dispatcher or nats-server is
+killed."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""SPEC §2 delivery rules with real callbacks: only 200 keeps a registration, redirects are
-never followed, a silent callback is retried within the window and then ended, and a slow
-callback delays no one else."""
+"""The delivery rules (docs/callbacks.md) with real callbacks: only 200 keeps a registration,
+redirects are never followed, a silent callback is retried within the window and then ended,
+and a slow callback delays no one else."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The event XML (SPEC §1): exact shapes, escaping, and a round-trip for any text."""
+"""The event XML (docs/callbacks.md): exact shapes, escaping, and a round-trip for any text."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Room names to subject tokens (SPEC §5): injective and subject-safe, for any name."""
+"""Room names to subject tokens (docs/operations.md): injective and subject-safe, for any name."""
 
 from __future__ import annotations
 
