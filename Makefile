@@ -8,8 +8,10 @@ BENCH_STAMP := $(VENV)/.installed-bench
 
 # The modules with no I/O: their tests must reach every line and branch (`make test` checks).
 PURE_MODULES := shared/codec.py shared/events.py shared/names.py shared/subjects.py \
-  services/registry/prefix.py services/registry/cursor.py services/registry/ids.py \
-  services/dispatcher/delivery.py services/dispatcher/assignment.py
+  shared/positions.py services/registry/prefix.py services/registry/cursor.py \
+  services/registry/ids.py services/dispatcher/delivery.py services/dispatcher/assignment.py \
+  services/dispatcher/feed.py services/chat/protocol.py services/chat/ratelimit.py \
+  services/chat/hosts.py services/chat/limits.py services/chat/skeleton.py
 empty :=
 comma := ,
 PURE_GLOBS := $(subst $(empty) $(empty),$(comma),$(strip $(PURE_MODULES)))
