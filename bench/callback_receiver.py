@@ -1,5 +1,9 @@
-"""A fast callback receiver for the full path: a bare ASGI app (no framework) under uvicorn
-that answers every POST with 200 and counts them; `GET /count` returns the count.
+"""A fast callback receiver for the full path: an asyncio protocol that answers every POST with
+200 (keep-alive) and counts them; `GET /count` returns the count.
+
+It stands for integrators' servers, which run on machines of their own: on the benchmark's one
+machine it must take as little CPU from the system under test as it can, so it is a bare
+protocol rather than a web framework.
 
 Run: `python -m bench.callback_receiver --port 9100`.
 """
@@ -7,51 +11,57 @@ Run: `python -m bench.callback_receiver --port 9100`.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import re
 import sys
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
 
-import uvicorn
+__all__ = ["CountingProtocol", "main"]
 
-__all__ = ["Receiver"]
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
+_LENGTH = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.IGNORECASE)
 
 
-class Receiver:
+class CountingProtocol(asyncio.Protocol):
+    posts = 0  # over every connection
+
     def __init__(self) -> None:
-        self.posts = 0
+        self.buf = bytearray()
+        self.transport: asyncio.Transport | None = None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return
-        more = True
-        while more:  # read the body so the connection can be kept alive
-            message = await receive()
-            more = bool(message.get("more_body"))
-        if scope["method"] == "POST":
-            self.posts += 1
-            body = b""
-        else:
-            body = str(self.posts).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [(b"content-length", str(len(body)).encode())],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        while (end := self.buf.find(b"\r\n\r\n")) >= 0:
+            match = _LENGTH.search(self.buf, 0, end + 2)
+            total = end + 4 + (int(match.group(1)) if match else 0)
+            if len(self.buf) < total:
+                return
+            post = self.buf.startswith(b"POST")
+            del self.buf[:total]
+            assert self.transport is not None
+            if post:
+                CountingProtocol.posts += 1
+                self.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+            else:
+                body = str(CountingProtocol.posts).encode()
+                self.transport.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+                )
+
+
+async def serve(port: int) -> None:
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(CountingProtocol, "127.0.0.1", port)
+    async with server:
+        await server.serve_forever()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="counting callback receiver")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args(argv)
-    uvicorn.run(Receiver(), host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+    asyncio.run(serve(args.port))
     return 0
 
 

@@ -32,30 +32,24 @@ import json
 import logging
 import secrets
 import time
-import weakref
-from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
-from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import (
     APIError,
-    BucketNotFoundError,
     KeyDeletedError,
     KeyNotFoundError,
     KeyWrongLastSequenceError,
     NotFoundError,
 )
-from nats.js.kv import KeyValue
 
-from shared.bus import POSITIONS_BUCKET, SUBSCRIPTIONS_BUCKET, Bus, ensure_key_value
+from shared.bus import POSITIONS_BUCKET, SUBSCRIPTIONS_BUCKET, Bus
+from shared.leases import REGISTRY_BUCKET, lease, registry_bucket
 from shared.positions import position_key
 from shared.subjects import EVENTS_STREAM, room_token
 
 __all__ = [
-    "REGISTRY_BUCKET",
     "Page",
-    "RegistryBusyError",
     "Subscription",
     "count_subscriptions",
     "create_subscription",
@@ -68,9 +62,6 @@ __all__ = [
     "sweep_orphans",
 ]
 
-REGISTRY_BUCKET = "volano_registry"
-LEASE_S = 15.0  # a create or delete holds its id's lease at most this long (renewed once)
-LEASE_WAIT_S = LEASE_S + 2.0  # so a waiter always outlasts a lease whose holder died
 MAX_SCAN = 1000  # stream messages one page may look at (skipping deleted ones)
 
 log = logging.getLogger(__name__)
@@ -111,10 +102,6 @@ class Page:
     next_seq: int | None  # stream sequence to continue from; None: nothing more
 
 
-class RegistryBusyError(Exception):
-    """Another registry held this registration's lease for longer than `LEASE_WAIT_S`."""
-
-
 def subscription_id(room: str, url: str) -> str:
     digest = hashlib.sha256(json.dumps([room, url]).encode()).digest()
     return "sub_" + base64.b32encode(digest[:15]).decode().lower()
@@ -131,86 +118,6 @@ def _now() -> str:
 
 def _index_key(room: str, sub_id: str) -> str:
     return f"room.{room_token(room)}.{sub_id}"
-
-
-# --- the registry bucket: leases and the per-room index ----------------------------------------
-
-_registry_buckets: weakref.WeakKeyDictionary[Bus, KeyValue] = weakref.WeakKeyDictionary()
-
-
-async def _registry_bucket(bus: Bus, replicas: int | None) -> KeyValue | None:
-    """The `volano_registry` bucket; created if `replicas` is given, else None if missing."""
-    found = _registry_buckets.get(bus)
-    if found is not None:
-        return found
-    if replicas is not None:
-        config = KeyValueConfig(
-            bucket=REGISTRY_BUCKET, history=1, storage=StorageType.FILE, replicas=replicas
-        )
-        found = await ensure_key_value(bus.js, config)
-    else:
-        try:
-            found = await bus.js.key_value(REGISTRY_BUCKET)
-        except BucketNotFoundError:
-            return None
-    _registry_buckets[bus] = found
-    return found
-
-
-class _Lease:
-    """A held lease on one id; `confirm` renews it, or raises if another took it over."""
-
-    def __init__(self, bucket: KeyValue | None, key: str, revision: int) -> None:
-        self.bucket = bucket
-        self.key = key
-        self.revision = revision
-
-    async def confirm(self) -> None:
-        """Call before a write that must not race: after it, the lease is ours for `LEASE_S`."""
-        if self.bucket is None:
-            return
-        value = json.dumps({"until": time.time() + LEASE_S}).encode()
-        try:
-            self.revision = await self.bucket.update(self.key, value, last=self.revision)
-        except KeyWrongLastSequenceError:
-            raise RegistryBusyError(
-                f"lease on {self.key} lost: this took over {LEASE_S} s"
-            ) from None
-
-
-@contextlib.asynccontextmanager
-async def _lease(bucket: KeyValue | None, sub_id: str) -> AsyncIterator[_Lease]:
-    """Hold `sub_id`'s lease: one create or delete of that id at a time, across replicas."""
-    key = f"lock.{sub_id}"
-    if bucket is None:  # no registry has ever run: nothing to serialise with
-        yield _Lease(None, key, 0)
-        return
-    give_up = time.monotonic() + LEASE_WAIT_S
-    revision: int | None = None
-    while revision is None:
-        value = json.dumps({"until": time.time() + LEASE_S}).encode()
-        try:
-            revision = await bucket.create(key, value)
-            break
-        except KeyWrongLastSequenceError:
-            pass
-        try:
-            held = await bucket.get(key)
-        except (KeyNotFoundError, KeyDeletedError):
-            continue  # released meanwhile
-        if held.value and json.loads(held.value)["until"] < time.time():
-            with contextlib.suppress(KeyWrongLastSequenceError):
-                revision = await bucket.update(key, value, last=held.revision)
-            continue
-        if time.monotonic() > give_up:
-            raise RegistryBusyError(sub_id)
-        await asyncio.sleep(0.02)
-    lease = _Lease(bucket, key, revision)
-    try:
-        yield lease
-    finally:
-        with contextlib.suppress(Exception):  # taken over meanwhile: not ours to release
-            await bucket.delete(key, last=lease.revision)
 
 
 # --- the store ---------------------------------------------------------------------------------
@@ -247,8 +154,8 @@ async def _create(bus: Bus, room: str, url: str, replicas: int) -> tuple[Subscri
     existing = await get_subscription(bus, sub_id)
     if existing is not None:
         return existing, False
-    bucket = await _registry_bucket(bus, replicas)
-    async with _lease(bucket, sub_id) as lease:
+    bucket = await registry_bucket(bus, replicas)
+    async with lease(bucket, sub_id) as held:
         existing = await get_subscription(bus, sub_id)
         if existing is not None:
             return existing, False
@@ -258,7 +165,7 @@ async def _create(bus: Bus, room: str, url: str, replicas: int) -> tuple[Subscri
         subscription = Subscription(sub_id, room, url, new_secret(), _now(), start_seq)
         try:
             await bucket.put(_index_key(room, sub_id), sub_id.encode())
-            await lease.confirm()  # NATS was so slow that another took over: stop here
+            await held.confirm()  # NATS was so slow that another took over: stop here
             await bus.subscriptions.create(sub_id, subscription.to_json())
         except KeyWrongLastSequenceError:  # only a writer that bypassed the lease gets here
             existing = await get_subscription(bus, sub_id)
@@ -281,13 +188,13 @@ async def delete_subscription(bus: Bus, sub_id: str, revision: int | None = None
 async def _delete(bus: Bus, sub_id: str, revision: int | None) -> bool:
     if await _get_entry(bus, sub_id) is None:
         return False
-    bucket = await _registry_bucket(bus, None)
-    async with _lease(bucket, sub_id) as lease:
+    bucket = await registry_bucket(bus, None)
+    async with lease(bucket, sub_id) as held:
         found = await _get_entry(bus, sub_id)
         if found is None or (revision is not None and found[1] != revision):
             return False
         subscription, current = found
-        await lease.confirm()
+        await held.confirm()
         try:
             await bus.subscriptions.delete(sub_id, last=current)
         except APIError as exc:  # changed since we read it: only a writer bypassing the lease
@@ -341,7 +248,7 @@ async def list_page(
     if room is None:
         bucket_name, subject = SUBSCRIPTIONS_BUCKET, f"$KV.{SUBSCRIPTIONS_BUCKET}.>"
     else:
-        if await _registry_bucket(bus, None) is None:
+        if await registry_bucket(bus, None) is None:
             return Page([], None)
         bucket_name = REGISTRY_BUCKET
         subject = f"$KV.{REGISTRY_BUCKET}.room.{room_token(room)}.*"
@@ -393,7 +300,7 @@ async def sweep_orphans(bus: Bus, min_age_s: float = 300.0) -> int:
     how many went.
     """
     removed = 0
-    bucket = await _registry_bucket(bus, None)
+    bucket = await registry_bucket(bus, None)
     cutoff = time.time() - min_age_s
     seq = 1
     while bucket is not None:
@@ -406,7 +313,7 @@ async def sweep_orphans(bus: Bus, min_age_s: float = 300.0) -> int:
         sub_id = found.data.decode()
         if await _get_entry(bus, sub_id) is not None:
             continue
-        async with _lease(bucket, sub_id):
+        async with lease(bucket, sub_id):
             if await _get_entry(bus, sub_id) is None:
                 await bucket.delete(found.key)
                 removed += 1
@@ -429,7 +336,7 @@ async def sweep_orphans(bus: Bus, min_age_s: float = 300.0) -> int:
         seq = found.seq + 1
         if found.data is not None or found.stored_at > cutoff:
             continue
-        async with _lease(bucket, found.key):
+        async with lease(bucket, found.key):
             if await _get_entry(bus, found.key) is None:
                 await _purge(bus, SUBSCRIPTIONS_BUCKET, found.key)
     return removed

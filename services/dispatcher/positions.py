@@ -15,6 +15,7 @@ from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequen
 from services.dispatcher.stream import DirectReader
 from shared.bus import POSITIONS_BUCKET, Bus
 from shared.positions import Position, Watermark, partition_prefix, watermark_key
+from shared.subscriptions import Subscription
 
 __all__ = [
     "PartitionPositions",
@@ -38,6 +39,21 @@ class PositionConflict(Exception):
 class PartitionPositions:
     positions: dict[str, tuple[Position, int]] = field(default_factory=dict)  # id: (at, rev)
     watermark: Watermark | None = None
+
+    def start_of(self, sub: Subscription, revision: int) -> tuple[int, int]:
+        """Where a registration (entry `revision`) starts when its partition is taken over:
+        the highest of its `start_seq`, its position and the watermark that covers it; and
+        the revision of its stored position (0: none)."""
+        at = sub.start_seq or 0
+        position_revision = 0
+        stored = self.positions.get(sub.id)
+        if stored is not None:
+            position, position_revision = stored
+            if position.entry == revision:
+                at = max(at, position.seq)
+        if self.watermark is not None and revision <= self.watermark.entries:
+            at = max(at, self.watermark.seq)
+        return at, position_revision
 
 
 async def load_partition(reader: DirectReader, partition: int) -> PartitionPositions:

@@ -1,8 +1,7 @@
 """One replica's share of the delivery: the partitions it owns, a feed per registration in them,
 one tail over the stream that feeds them, and the tasks that deliver.
 
-Inputs: the registrations (the KV bucket `volano_subscriptions`, followed by one watch,
-restarted after NATS reconnects) and the live replicas (`membership.py`);
+Inputs: the registrations (`registrations.py`) and the live replicas (`membership.py`);
 `assignment.owned_partitions` turns the latter into the partitions served here.
 
 Taking a partition over reads its positions and watermark (`positions.py`) and starts a feed
@@ -24,9 +23,10 @@ from services.dispatcher.feed import Feed
 from services.dispatcher.flusher import Flusher
 from services.dispatcher.http import CallbackClient
 from services.dispatcher.membership import Membership
-from services.dispatcher.metrics import MEMBERS, PARTITIONS, REGISTRATIONS, UNREADABLE
+from services.dispatcher.metrics import MEMBERS, PARTITIONS, REGISTRATIONS
 from services.dispatcher.migration import migrate
-from services.dispatcher.positions import PartitionPositions, load_partition
+from services.dispatcher.positions import load_partition
+from services.dispatcher.registrations import RegistrationFollower
 from services.dispatcher.settings import DispatcherSettings
 from services.dispatcher.stall import LoopWatch
 from services.dispatcher.stream import DirectReader, Tail, held_event
@@ -49,7 +49,7 @@ class Supervisor:
         self.settings = settings
         self.me = replica_id
         self.registrations: dict[str, tuple[Subscription, int]] = {}  # id: (it, revision)
-        self.entries_seen = 0  # every registration entry up to this revision has been read
+        self.follower = RegistrationFollower(bus, self._added, self._removed)
         self.members: list[str] = [replica_id]
         self.owned: set[int] = set()
         self.feeds: dict[str, Feed] = {}
@@ -58,6 +58,7 @@ class Supervisor:
         self.tail_seq = 0  # the last sequence the tail has offered
         self.tail = Tail(bus, self._on_event)
         self.tailing = False
+        self._moving_tail = asyncio.Lock()  # one takeover or restart of the tail at a time
         self.watch = LoopWatch()
         self.flusher = Flusher(bus, self._kick)
         self.reader = DirectReader(bus)
@@ -72,17 +73,15 @@ class Supervisor:
             settings.nats_replicas,
             self._members_changed,
         )
-        self._loaded = asyncio.Event()  # the registrations have all been read once
         self._rebalance_due = asyncio.Event()
-        self._watcher: asyncio.Task[None] | None = None
         self._releases: set[asyncio.Task[None]] = set()  # positions of given-up feeds, storing
 
     async def run(self) -> None:
         """Serve until cancelled; then store every position and leave the membership."""
         with contextlib.suppress(Exception):
             await self.membership.beat()  # know the others before taking anything
-        self._restart_watch()
-        await self._loaded.wait()
+        self.follower.restart()
+        await self.follower.loaded.wait()
         while True:
             try:
                 await migrate(self.bus, self.registrations)
@@ -106,53 +105,10 @@ class Supervisor:
                 task.cancel()
             await self.stop_all(self.settings.shutdown_grace_s)
             tasks[0].cancel()  # leaves the membership, now that positions are stored
-            if self._watcher is not None:
-                self._watcher.cancel()
-                tasks.append(self._watcher)
             await asyncio.gather(*tasks, return_exceptions=True)
+            await self.follower.stop()
 
     # -- registrations -----------------------------------------------------------------------
-
-    def _restart_watch(self) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
-        self._watcher = asyncio.create_task(self._follow_registrations(), name="registrations")
-
-    async def _follow_registrations(self) -> None:
-        while True:
-            try:
-                watcher = await self.bus.subscriptions.watchall()
-                try:
-                    seen: set[str] | None = set()  # ids in the initial values; None after
-                    async for entry in watcher:
-                        if entry is None:
-                            if seen is not None:
-                                for gone in set(self.registrations) - seen:
-                                    self._removed(gone)
-                                seen = None
-                                self._loaded.set()
-                            continue
-                        self.entries_seen = max(self.entries_seen, entry.revision or 0)
-                        if entry.operation in ("DEL", "PURGE") or not entry.value:
-                            self._removed(entry.key)
-                            continue
-                        try:
-                            sub = Subscription.from_json(entry.value)
-                        except ValueError as exc:
-                            UNREADABLE.inc()
-                            log.error("skipping unreadable registration %s: %s", entry.key, exc)
-                            continue
-                        if seen is not None:
-                            seen.add(sub.id)
-                        self._added(sub, entry.revision or 0)
-                finally:
-                    with contextlib.suppress(Exception):
-                        await watcher.stop()  # type: ignore[no-untyped-call]
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("registration watch failed, restarting it: %r", exc)
-                await asyncio.sleep(1)
 
     def _added(self, sub: Subscription, revision: int) -> None:
         known = self.registrations.get(sub.id)
@@ -168,7 +124,8 @@ class Supervisor:
             REGISTRATIONS.set(len(self.feeds))
 
     def _removed(self, sub_id: str) -> None:
-        self.registrations.pop(sub_id, None)
+        if self.registrations.pop(sub_id, None) is None:
+            return
         feed = self._uninstall(sub_id)
         if feed is not None:
             self.flusher.drop([feed])
@@ -290,6 +247,10 @@ class Supervisor:
         self.flusher.drop(feeds)
 
     async def _acquire(self, partitions: set[int]) -> None:
+        async with self._moving_tail:
+            await self._take(partitions)
+
+    async def _take(self, partitions: set[int]) -> None:
         loaded = dict(
             zip(
                 partitions,
@@ -314,7 +275,7 @@ class Supervisor:
         for sub, revision in list(self.registrations.values()):
             found = loaded.get(partition_of(sub.room))
             if found is not None and sub.id not in self.feeds:
-                at, position_revision = _start(sub, revision, found)
+                at, position_revision = found.start_of(sub, revision)
                 live = at >= self.tail_seq
                 self._install(sub, revision, at, position_revision, live)
                 installed += 1
@@ -340,7 +301,7 @@ class Supervisor:
     async def _marking(self) -> None:
         while True:
             await asyncio.sleep(self.settings.dispatch_watermark_s)
-            await self.flusher.mark(self.owned, self.tail_seq, self.entries_seen)
+            await self.flusher.mark(self.owned, self.tail_seq, self.follower.entries_seen)
 
     async def _reconnects(self) -> None:
         """After NATS reconnected, follow the registrations and the stream again (a watch or
@@ -353,9 +314,10 @@ class Supervisor:
             if now != seen:
                 seen = now
                 log.info("NATS reconnected: following registrations and the stream again")
-                self._restart_watch()
+                self.follower.restart()
                 with contextlib.suppress(Exception):
-                    await self.tail.start(self.tail_seq + 1)
+                    async with self._moving_tail:
+                        await self.tail.start(self.tail_seq + 1)
 
     async def stop_all(self, grace_s: float) -> None:
         """Retire every feed, let POSTs in hand finish for up to `grace_s` (less the time to
@@ -373,19 +335,4 @@ class Supervisor:
         with contextlib.suppress(Exception):
             async with asyncio.timeout(2):
                 await self.flusher.flush(feeds)
-                await self.flusher.mark(self.owned, self.tail_seq, self.entries_seen)
-
-
-def _start(sub: Subscription, revision: int, state: PartitionPositions) -> tuple[int, int]:
-    """Where a registration starts when its partition is taken over, and the revision of its
-    stored position (0: none)."""
-    at = sub.start_seq or 0
-    position_revision = 0
-    stored = state.positions.get(sub.id)
-    if stored is not None:
-        position, position_revision = stored
-        if position.entry == revision:
-            at = max(at, position.seq)
-    if state.watermark is not None and revision <= state.watermark.entries:
-        at = max(at, state.watermark.seq)
-    return at, position_revision
+                await self.flusher.mark(self.owned, self.tail_seq, self.follower.entries_seen)

@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.registry.deps import header_token_ok, unauthorised
 from services.registry.metrics import REGISTRATIONS
-from shared.subscriptions import RegistryBusyError
+from shared.leases import RegistryBusyError
 
 __all__ = ["install_error_handlers"]
 

@@ -19,8 +19,8 @@ from nats.js.errors import NotFoundError
 from services.registry.app import create_app
 from services.registry.settings import RegistrySettings
 from shared.bus import POSITIONS_BUCKET, SUBSCRIPTIONS_BUCKET, Bus
+from shared.leases import REGISTRY_BUCKET
 from shared.subjects import EVENTS_STREAM
-from shared.subscriptions import REGISTRY_BUCKET
 from tests.conftest import NatsServer
 
 TOKEN = "registry-test-token"

@@ -17,10 +17,10 @@ from services.registry.bodylimit import MAX_BODY_BYTES
 from services.registry.settings import RegistrySettings
 from shared.bus import Bus
 from shared.events import ChatEvent, to_json
+from shared.leases import REGISTRY_BUCKET
 from shared.positions import position_key
 from shared.subjects import EVENTS_STREAM, event_subject, room_token
 from shared.subscriptions import (
-    REGISTRY_BUCKET,
     get_subscription,
     subscription_id,
     sweep_orphans,

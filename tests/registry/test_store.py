@@ -1,4 +1,4 @@
-"""The store's leases (shared/subscriptions.py): one create or end of an id at a time, across
+"""The store's leases (shared/leases.py): one create or end of an id at a time, across
 replicas, and a holder that lost its lease writes nothing."""
 
 from __future__ import annotations
@@ -12,12 +12,9 @@ import pytest
 from nats.js.errors import NoKeysError
 
 from shared.bus import Bus
+from shared.leases import REGISTRY_BUCKET, RegistryBusyError, lease, registry_bucket
 from shared.subjects import EVENTS_STREAM
 from shared.subscriptions import (
-    REGISTRY_BUCKET,
-    RegistryBusyError,
-    _lease,
-    _registry_bucket,
     create_subscription,
     delete_subscription,
     get_subscription,
@@ -35,7 +32,7 @@ async def bus(make_client: ClientFactory) -> Bus:
 
 
 async def hold(bus: Bus, sub_id: str, until: float) -> int:
-    bucket = await _registry_bucket(bus, 1)
+    bucket = await registry_bucket(bus, 1)
     assert bucket is not None
     return await bucket.put(f"lock.{sub_id}", json.dumps({"until": until}).encode())
 
@@ -50,7 +47,7 @@ async def test_a_dead_holders_lease_is_taken_over(bus: Bus) -> None:
 async def test_a_live_lease_is_waited_for(bus: Bus) -> None:
     sub_id = subscription_id("Lobby", URL)
     await hold(bus, sub_id, until=time.time() + 60)
-    bucket = await _registry_bucket(bus, None)
+    bucket = await registry_bucket(bus, None)
     assert bucket is not None
 
     async def release_soon() -> None:
@@ -67,13 +64,13 @@ async def test_a_live_lease_is_waited_for(bus: Bus) -> None:
 
 async def test_a_holder_that_lost_its_lease_writes_nothing(bus: Bus) -> None:
     await create_subscription(bus, "Warm", URL)  # the bucket exists
-    bucket = await _registry_bucket(bus, None)
+    bucket = await registry_bucket(bus, None)
     sub_id = subscription_id("Lobby", URL)
     assert bucket is not None
     with pytest.raises(RegistryBusyError):
-        async with _lease(bucket, sub_id) as lease:
+        async with lease(bucket, sub_id) as held:
             taken = await hold(bus, sub_id, until=time.time() + 60)  # another took it over
-            await lease.confirm()
+            await held.confirm()
     assert (await bucket.get(f"lock.{sub_id}")).revision == taken  # the loser did not release it
 
 
