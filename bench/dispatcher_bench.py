@@ -20,7 +20,6 @@ import contextlib
 import json
 import os
 import platform
-import re
 import signal
 import socket
 import statistics
@@ -38,6 +37,7 @@ import websockets
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.callback_receiver import ReceiverProtocol  # noqa: E402
 from shared.bus import Bus, connect  # noqa: E402
 from shared.codec import parse  # noqa: E402
 from shared.events import ChatEvent, to_json  # noqa: E402
@@ -51,7 +51,6 @@ from shared.subscriptions import (  # noqa: E402
 )
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-_LENGTH = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.IGNORECASE)
 
 
 def free_port() -> int:
@@ -111,37 +110,6 @@ class Sink:
             if isinstance(event, ChatEvent):
                 out[event.message] = when
         return out
-
-
-class SinkProtocol(asyncio.Protocol):
-    """The least an HTTP/1.1 server can do: read each request, answer 200, keep the connection."""
-
-    def __init__(self, sink: Sink, close: bool) -> None:
-        self.sink = sink
-        self.close = close
-        self.buf = bytearray()
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
-
-    def data_received(self, data: bytes) -> None:
-        self.buf += data
-        while (end := self.buf.find(b"\r\n\r\n")) >= 0:
-            match = _LENGTH.search(self.buf, 0, end + 2)
-            total = end + 4 + (int(match.group(1)) if match else 0)
-            if len(self.buf) < total:
-                return
-            self.sink.got(bytes(self.buf[end + 4 : total]))
-            del self.buf[:total]
-            assert self.transport is not None
-            if self.close:
-                self.transport.write(
-                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                )
-                self.transport.close()
-                return
-            self.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
 
 
 # -- processes -------------------------------------------------------------------------------
@@ -384,8 +352,10 @@ async def main() -> None:
     sink = Sink()
     loop = asyncio.get_running_loop()
     sink_port, close_port = free_port(), free_port()
-    server = await loop.create_server(lambda: SinkProtocol(sink, False), "127.0.0.1", sink_port)
-    closing = await loop.create_server(lambda: SinkProtocol(sink, True), "127.0.0.1", close_port)
+    server = await loop.create_server(lambda: ReceiverProtocol(sink), "127.0.0.1", sink_port)
+    closing = await loop.create_server(
+        lambda: ReceiverProtocol(sink, close=True), "127.0.0.1", close_port
+    )
     keep_url = f"http://127.0.0.1:{sink_port}/events"
     close_url = f"http://127.0.0.1:{close_port}/events"
 

@@ -30,10 +30,10 @@ from dataclasses import dataclass
 import httpx
 import nats
 
+from bench.callback_receiver import ReceiverProtocol
 from bench.dispatcher_bench import (
     Processes,
     Sink,
-    SinkProtocol,
     cpu_seconds,
     free_port,
     system,
@@ -217,7 +217,7 @@ async def main() -> None:
     sink = Sink()
     port = free_port()
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: SinkProtocol(sink, False), "127.0.0.1", port)
+    server = await loop.create_server(lambda: ReceiverProtocol(sink), "127.0.0.1", port)
     sink_url = f"http://127.0.0.1:{port}/events"
     rows = []
     try:

@@ -32,6 +32,7 @@ import json
 import logging
 import secrets
 import time
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
@@ -302,41 +303,32 @@ async def sweep_orphans(bus: Bus, min_age_s: float = 300.0) -> int:
     removed = 0
     bucket = await registry_bucket(bus, None)
     cutoff = time.time() - min_age_s
-    seq = 1
-    while bucket is not None:
-        found = await _next_message(bus, REGISTRY_BUCKET, f"$KV.{REGISTRY_BUCKET}.room.>", seq)
-        if found is None:
-            break
-        seq = found.seq + 1
-        if found.data is None or found.stored_at > cutoff:
-            continue
-        sub_id = found.data.decode()
-        if await _get_entry(bus, sub_id) is not None:
-            continue
-        async with lease(bucket, sub_id):
-            if await _get_entry(bus, sub_id) is None:
-                await bucket.delete(found.key)
-                removed += 1
-    seq = 1
-    while True:
-        found = await _next_message(bus, POSITIONS_BUCKET, f"$KV.{POSITIONS_BUCKET}.>", seq)
-        if found is None:
-            break
-        seq = found.seq + 1
-        if found.stored_at > cutoff or not found.key.split(".", 1)[1].startswith("sub_"):
-            continue
-        if await _get_entry(bus, found.key.split(".", 1)[1]) is None:
+    if bucket is not None:
+        async for found in _older(bus, REGISTRY_BUCKET, "room.>", cutoff):
+            sub_id = (found.data or b"").decode()
+            if found.data is None or await _get_entry(bus, sub_id) is not None:
+                continue
+            async with lease(bucket, sub_id):
+                if await _get_entry(bus, sub_id) is None:
+                    await bucket.delete(found.key)
+                    removed += 1
+    async for found in _older(bus, POSITIONS_BUCKET, ">", cutoff):
+        sub_id = found.key.split(".", 1)[1]
+        if sub_id.startswith("sub_") and await _get_entry(bus, sub_id) is None:
             await _purge(bus, POSITIONS_BUCKET, found.key)
             removed += 1
-    seq = 1
-    while True:
-        found = await _next_message(bus, SUBSCRIPTIONS_BUCKET, f"$KV.{SUBSCRIPTIONS_BUCKET}.>", seq)
-        if found is None:
-            break
-        seq = found.seq + 1
-        if found.data is not None or found.stored_at > cutoff:
-            continue
-        async with lease(bucket, found.key):
-            if await _get_entry(bus, found.key) is None:
-                await _purge(bus, SUBSCRIPTIONS_BUCKET, found.key)
+    async for found in _older(bus, SUBSCRIPTIONS_BUCKET, ">", cutoff):
+        if found.data is None:  # the delete marker of an ended registration
+            async with lease(bucket, found.key):
+                if await _get_entry(bus, found.key) is None:
+                    await _purge(bus, SUBSCRIPTIONS_BUCKET, found.key)
     return removed
+
+
+async def _older(bus: Bus, bucket: str, keys: str, cutoff: float) -> AsyncIterator[_StoredMsg]:
+    """The bucket's messages on `keys` stored before `cutoff`, oldest first."""
+    seq = 1
+    while (found := await _next_message(bus, bucket, f"$KV.{bucket}.{keys}", seq)) is not None:
+        seq = found.seq + 1
+        if found.stored_at <= cutoff:
+            yield found
