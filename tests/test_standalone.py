@@ -8,8 +8,6 @@ import re
 import subprocess
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 THIS = Path(__file__).resolve().relative_to(ROOT).as_posix()
 # what `git grep -e '\.\./shared' -e SPEC` finds: `SPEC.md`, `SPEC §2`, "where SPEC is silent"
@@ -45,11 +43,6 @@ def test_the_search_finds_every_kind_of_reference(tmp_path: Path) -> None:
     assert references(ROOT / "docs" / "callbacks.md") == []
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="docs/benchmarks.md (another owner's) still names SPEC sections in the last commit; "
-    "its fix is on the way; remove this mark once `git grep -e '../shared' -e SPEC` is empty",
-)
 def test_no_tracked_file_points_outside_the_repository() -> None:
     found = [line for path in tracked_files() for line in references(path)]
     assert not found, "\n".join(found)
