@@ -25,6 +25,7 @@ from nats.js.api import (
 from nats.js.errors import BadRequestError
 from nats.js.kv import KeyValue
 
+from shared.direct import DirectReader
 from shared.natsclient import Client
 from shared.settings import CommonSettings
 from shared.subjects import EVENT_SUBJECTS, EVENTS_STREAM
@@ -55,6 +56,7 @@ class Bus:
         self.js = js
         self.subscriptions = subscriptions
         self.positions = positions
+        self.direct = DirectReader(nc)  # batched reads of any stream, no consumer
 
     @property
     def connected(self) -> bool:

@@ -45,6 +45,7 @@ from nats.js.errors import (
 )
 
 from shared.bus import POSITIONS_BUCKET, SUBSCRIPTIONS_BUCKET, Bus
+from shared.direct import Stored
 from shared.leases import REGISTRY_BUCKET, lease, registry_bucket
 from shared.positions import position_key
 from shared.subjects import EVENTS_STREAM, room_token
@@ -213,28 +214,23 @@ async def _purge(bus: Bus, bucket: str, key: str) -> None:
         await bus.js.purge_stream(f"KV_{bucket}", subject=f"$KV.{bucket}.{key}")
 
 
-@dataclass(frozen=True, slots=True)
-class _StoredMsg:
-    seq: int
-    key: str
-    data: bytes | None  # None for a delete marker
-    stored_at: float
+SCAN_BATCH = 256  # messages per direct get when scanning a bucket
 
 
-async def _next_message(bus: Bus, bucket: str, subject: str, seq: int) -> _StoredMsg | None:
-    """The bucket's first message at or after `seq` on `subject`, or None."""
-    try:
-        msg = await bus.js.get_msg(f"KV_{bucket}", seq=seq, subject=subject, next=True)
-    except NotFoundError:
-        return None
-    assert msg.seq is not None
-    deleted = (msg.headers or {}).get("KV-Operation") in ("DEL", "PURGE")
-    return _StoredMsg(
-        msg.seq,
-        (msg.subject or "").removeprefix(f"$KV.{bucket}."),
-        None if deleted else (msg.data or b""),
-        msg.time.timestamp() if msg.time else 0.0,
-    )
+async def _scan(bus: Bus, bucket: str, keys: str, after: int = 0) -> AsyncIterator[Stored]:
+    """The bucket's messages on `keys` after sequence `after`, oldest first, read in batches."""
+    exhausted = False
+    while not exhausted:
+        batch, exhausted = await bus.direct.read(
+            f"KV_{bucket}", f"$KV.{bucket}.{keys}", after, SCAN_BATCH
+        )
+        for found in batch:
+            after = found.seq
+            yield found
+
+
+def _key(bucket: str, found: Stored) -> str:
+    return found.subject.removeprefix(f"$KV.{bucket}.")
 
 
 async def list_page(
@@ -247,22 +243,22 @@ async def list_page(
     at most at `MAX_SCAN` stream messages, so it may be short and still have a `next_seq`.
     """
     if room is None:
-        bucket_name, subject = SUBSCRIPTIONS_BUCKET, f"$KV.{SUBSCRIPTIONS_BUCKET}.>"
+        bucket_name, keys = SUBSCRIPTIONS_BUCKET, ">"
     else:
         if await registry_bucket(bus, None) is None:
             return Page([], None)
-        bucket_name = REGISTRY_BUCKET
-        subject = f"$KV.{REGISTRY_BUCKET}.room.{room_token(room)}.*"
+        bucket_name, keys = REGISTRY_BUCKET, f"room.{room_token(room)}.*"
     items: list[Subscription] = []
     seq = max(1, start_seq)
-    for _ in range(MAX_SCAN):
-        found = await _next_message(bus, bucket_name, subject, seq)
-        if found is None:
-            return Page(items, None)
+    scanned = 0
+    async for found in _scan(bus, bucket_name, keys, seq - 1):
         if len(items) == limit:  # there is at least one more message
             return Page(items, found.seq)
+        if scanned == MAX_SCAN:
+            return Page(items, found.seq)
+        scanned += 1
         seq = found.seq + 1
-        if found.data is None:
+        if found.deleted:
             continue
         if room is None:
             items.append(Subscription.from_json(found.data))
@@ -270,7 +266,7 @@ async def list_page(
             sub = await get_subscription(bus, found.data.decode())
             if sub is not None and sub.room == room:
                 items.append(sub)
-    return Page(items, seq)
+    return Page(items, None)
 
 
 async def list_subscriptions(bus: Bus, room: str | None = None) -> list[Subscription]:
@@ -305,30 +301,30 @@ async def sweep_orphans(bus: Bus, min_age_s: float = 300.0) -> int:
     cutoff = time.time() - min_age_s
     if bucket is not None:
         async for found in _older(bus, REGISTRY_BUCKET, "room.>", cutoff):
-            sub_id = (found.data or b"").decode()
-            if found.data is None or await _get_entry(bus, sub_id) is not None:
+            sub_id = found.data.decode()
+            if found.deleted or await _get_entry(bus, sub_id) is not None:
                 continue
             async with lease(bucket, sub_id):
                 if await _get_entry(bus, sub_id) is None:
-                    await bucket.delete(found.key)
+                    await bucket.delete(_key(REGISTRY_BUCKET, found))
                     removed += 1
     async for found in _older(bus, POSITIONS_BUCKET, ">", cutoff):
-        sub_id = found.key.split(".", 1)[1]
+        key = _key(POSITIONS_BUCKET, found)
+        sub_id = key.split(".", 1)[1]
         if sub_id.startswith("sub_") and await _get_entry(bus, sub_id) is None:
-            await _purge(bus, POSITIONS_BUCKET, found.key)
+            await _purge(bus, POSITIONS_BUCKET, key)
             removed += 1
     async for found in _older(bus, SUBSCRIPTIONS_BUCKET, ">", cutoff):
-        if found.data is None:  # the delete marker of an ended registration
-            async with lease(bucket, found.key):
-                if await _get_entry(bus, found.key) is None:
-                    await _purge(bus, SUBSCRIPTIONS_BUCKET, found.key)
+        if found.deleted:  # the delete marker of an ended registration
+            key = _key(SUBSCRIPTIONS_BUCKET, found)
+            async with lease(bucket, key):
+                if await _get_entry(bus, key) is None:
+                    await _purge(bus, SUBSCRIPTIONS_BUCKET, key)
     return removed
 
 
-async def _older(bus: Bus, bucket: str, keys: str, cutoff: float) -> AsyncIterator[_StoredMsg]:
+async def _older(bus: Bus, bucket: str, keys: str, cutoff: float) -> AsyncIterator[Stored]:
     """The bucket's messages on `keys` stored before `cutoff`, oldest first."""
-    seq = 1
-    while (found := await _next_message(bus, bucket, f"$KV.{bucket}.{keys}", seq)) is not None:
-        seq = found.seq + 1
+    async for found in _scan(bus, bucket, keys):
         if found.stored_at <= cutoff:
             yield found

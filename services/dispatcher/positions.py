@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
 
-from services.dispatcher.stream import DirectReader
 from shared.bus import POSITIONS_BUCKET, Bus
+from shared.direct import DirectReader
 from shared.positions import Position, Watermark, partition_prefix, watermark_key
 from shared.subscriptions import Subscription
 

@@ -29,7 +29,7 @@ from services.dispatcher.positions import load_partition
 from services.dispatcher.registrations import RegistrationFollower
 from services.dispatcher.settings import DispatcherSettings
 from services.dispatcher.stall import LoopWatch
-from services.dispatcher.stream import DirectReader, Tail, held_event
+from services.dispatcher.stream import Tail, held_event
 from services.dispatcher.worker import Deliverer, expired
 from shared.bus import Bus
 from shared.positions import partition_of
@@ -61,7 +61,7 @@ class Supervisor:
         self._moving_tail = asyncio.Lock()  # one takeover or restart of the tail at a time
         self.watch = LoopWatch()
         self.flusher = Flusher(bus, self._kick)
-        self.reader = DirectReader(bus)
+        self.reader = bus.direct
         self.deliverer = Deliverer(
             bus, client, settings, self.reader, self.watch, self.flusher.touch
         )

@@ -29,8 +29,9 @@ from services.dispatcher.http import CallbackClient, NoAnswer
 from services.dispatcher.metrics import DELIVERIES, ENDED, EXPIRED, LATENCY, RETRIES
 from services.dispatcher.settings import DispatcherSettings
 from services.dispatcher.stall import LoopWatch
-from services.dispatcher.stream import DirectReader
+from services.dispatcher.stream import read_room
 from shared.bus import Bus
+from shared.direct import DirectReader
 from shared.subjects import EVENTS_STREAM
 from shared.subscriptions import Subscription, delete_subscription
 
@@ -86,8 +87,8 @@ class Deliverer:
         async with self.reads:
             try:
                 await self._check_expired(feed)
-                events, exhausted = await self.reader.read_room(
-                    feed.sub.room, feed.last_held, feed.wanted()
+                events, exhausted = await read_room(
+                    self.reader, feed.sub.room, feed.last_held, feed.wanted()
                 )
             except Exception as exc:  # NATS away or slow: the feed keeps its place
                 log.info("reading %s for %s failed: %r", feed.sub.room, feed.sub.id, exc)
