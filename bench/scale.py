@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import platform
 import random
@@ -40,6 +41,7 @@ from bench.dispatcher_bench import (
     until,
 )
 from bench.util import rss_bytes
+from services.dispatcher.transport import WireTransport
 from shared.bus import Bus, connect
 from shared.events import ChatEvent, to_json
 from shared.settings import CommonSettings
@@ -83,24 +85,31 @@ async def consumers(url: str) -> int:
 
 
 async def register(base: str, sink_url: str, count: int) -> tuple[list[float], float]:
-    """POST `count` registrations (rooms r0..r{count/2}, two URLs each); their latencies."""
+    """POST `count` registrations (rooms r0..r{count/2}, two URLs each) at IN_FLIGHT at a
+    time; their latencies. The requests go through the dispatcher's own transport: a client
+    as light as the receiver, so that the registry, not this script, is what is measured."""
     times: list[float] = []
-    slots = asyncio.Semaphore(IN_FLIGHT)
-    limits = httpx.Limits(max_connections=IN_FLIGHT)
-    headers = {"Authorization": f"Bearer {TOKEN}"}
+    headers = {"authorization": f"Bearer {TOKEN}", "content-type": "application/json"}
+    transport = WireTransport()
+    numbers = iter(range(count))
     started = time.perf_counter()
-    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits) as api:
 
-        async def post(n: int) -> None:
-            body = {"room": f"r{n // 2}", "url": f"{sink_url}/{n % 2}"}
-            async with slots:
-                t0 = time.perf_counter()
-                answer = await api.post("/v1/subscriptions", json=body, timeout=60)
-                times.append(time.perf_counter() - t0)
+    async def worker() -> None:
+        for n in numbers:
+            body = json.dumps({"room": f"r{n // 2}", "url": f"{sink_url}/{n % 2}"}).encode()
+            request = httpx.Request(
+                "POST", base + "/v1/subscriptions", content=body, headers=headers
+            )
+            t0 = time.perf_counter()
+            answer = await transport.handle_async_request(request)
+            times.append(time.perf_counter() - t0)
             if answer.status_code != 201:
-                raise RuntimeError(f"registration {n}: {answer.status_code} {answer.text}")
+                raise RuntimeError(f"registration {n}: {answer.status_code}")
 
-        await asyncio.gather(*(post(n) for n in range(count)))
+    try:
+        await asyncio.gather(*(worker() for _ in range(IN_FLIGHT)))
+    finally:
+        await transport.aclose()
     return times, time.perf_counter() - started
 
 

@@ -1,6 +1,7 @@
 """What the routes depend on, as `Annotated[..., Depends(...)]` aliases: the bearer-token check,
 the NATS bus, and the `Registrar` that registers callbacks. Everything comes from `app.state`,
-which `app.create_app` fills in."""
+which `app.create_app` fills in. Every dependency is `async def` although none awaits: FastAPI
+runs a plain `def` dependency in a worker thread, a thread hop per dependency per request."""
 
 from __future__ import annotations
 
@@ -70,7 +71,7 @@ def unauthorised() -> JSONResponse:
     )
 
 
-def authorise(
+async def authorise(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
@@ -79,7 +80,7 @@ def authorise(
         raise HTTPException(401, UNAUTHORISED_DETAIL, headers={"WWW-Authenticate": "Bearer"})
 
 
-def current_bus(request: Request) -> Bus:
+async def current_bus(request: Request) -> Bus:
     holder: BusHolder = request.app.state.holder
     bus = holder.bus
     if bus is None or not bus.connected:
@@ -87,12 +88,14 @@ def current_bus(request: Request) -> Bus:
     return bus
 
 
-def current_registrar(request: Request, bus: Annotated[Bus, Depends(current_bus)]) -> Registrar:
+async def current_registrar(
+    request: Request, bus: Annotated[Bus, Depends(current_bus)]
+) -> Registrar:
     state = request.app.state
     return Registrar(bus, state.prefixes, state.settings.nats_replicas, state.upkeep)
 
 
-def current_upkeep(request: Request) -> Upkeep:
+async def current_upkeep(request: Request) -> Upkeep:
     upkeep: Upkeep = request.app.state.upkeep
     return upkeep
 
