@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
+SCALE_COUNTS ?= 1000,10000,100000
 
 # The modules with no I/O: their tests must reach every line and branch (`make test` checks).
 PURE_MODULES := shared/codec.py shared/events.py shared/names.py shared/subjects.py \
@@ -70,6 +71,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench.harness $(BENCH_ARGS)
 	$(BIN)/python -m bench.connections $(CONN_ARGS)
 	$(BIN)/python bench/dispatcher_bench.py
+	$(BIN)/python -m bench.scale --counts $(SCALE_COUNTS)
 
 bench-dispatcher: $(STAMP)
 	$(BIN)/python bench/dispatcher_bench.py

@@ -341,7 +341,7 @@ async def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--transports", default="httpx,wire")
     parser.add_argument("--events-one", type=int, default=2000, help="events to 1 callback")
-    parser.add_argument("--events-many", type=int, default=20, help="events to each of 100")
+    parser.add_argument("--events-many", type=int, default=100, help="events to each of 100")
     parser.add_argument("--rate", type=int, default=500, help="chat events a second (latency)")
     parser.add_argument("--baseline-rate", type=int, default=100, help="latency baseline")
     parser.add_argument("--seconds", type=float, default=10, help="latency run length")
