@@ -11,7 +11,8 @@ SCALE_COUNTS ?= 1000,10000,100000
 PURE_MODULES := shared/codec.py shared/events.py shared/names.py shared/subjects.py \
   shared/positions.py services/registry/prefix.py services/registry/cursor.py \
   services/registry/ids.py services/dispatcher/delivery.py services/dispatcher/assignment.py \
-  services/dispatcher/feed.py services/chat/protocol.py services/chat/ratelimit.py \
+  services/dispatcher/feed.py services/dispatcher/guard.py services/chat/protocol.py \
+  services/chat/ratelimit.py \
   services/chat/hosts.py services/chat/limits.py services/chat/skeleton.py
 empty :=
 comma := ,

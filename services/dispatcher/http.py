@@ -23,6 +23,7 @@ from collections.abc import Mapping
 
 import httpx
 
+from services.dispatcher.guard import AddressGuard
 from services.dispatcher.settings import DispatcherSettings
 from services.dispatcher.transport import ANSWER_MAX_BYTES, WireTransport
 
@@ -89,7 +90,10 @@ def http_client(settings: DispatcherSettings) -> CallbackClient:
     """The client of `DISPATCH_HTTP_TRANSPORT`, bounded by `DISPATCH_TIMEOUT_S`."""
     transport: httpx.AsyncBaseTransport
     if settings.dispatch_http_transport == "wire":
-        transport = WireTransport()
+        guard = (
+            AddressGuard(settings.allowed_subnets()) if settings.dispatch_block_private else None
+        )
+        transport = WireTransport(guard)
     else:
         limits = httpx.Limits(
             max_connections=None, max_keepalive_connections=1000, keepalive_expiry=30

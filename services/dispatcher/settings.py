@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from services.dispatcher.guard import Network, parse_subnets
 from shared.settings import CommonSettings
 
 __all__ = ["DispatcherSettings"]
@@ -45,6 +46,24 @@ class DispatcherSettings(CommonSettings):
         ge=0,
         description="how many events back the tail may re-read to take a partition over",
     )
+
+    dispatch_block_private: bool = Field(
+        False,
+        description="refuse to dial loopback, private, link-local and other non-public addresses",
+    )
+    dispatch_allowed_subnets: str = Field(
+        "", description="CIDRs callbacks may reach despite DISPATCH_BLOCK_PRIVATE, comma-separated"
+    )
+
+    def allowed_subnets(self) -> list[Network]:
+        return parse_subnets(self.dispatch_allowed_subnets)
+
+    @model_validator(mode="after")
+    def _guard_settings(self) -> DispatcherSettings:
+        self.allowed_subnets()  # a malformed subnet stops the service at start-up
+        if self.dispatch_block_private and self.dispatch_http_transport != "wire":
+            raise ValueError("DISPATCH_BLOCK_PRIVATE needs DISPATCH_HTTP_TRANSPORT=wire")
+        return self
 
     @model_validator(mode="after")
     def _heartbeat_within_ttl(self) -> DispatcherSettings:

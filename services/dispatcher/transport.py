@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import ssl
 from collections.abc import AsyncIterator
 
 import httpx
 
-__all__ = ["ANSWER_MAX_BYTES", "WireTransport"]
+from services.dispatcher.guard import AddressGuard
+
+__all__ = ["ANSWER_MAX_BYTES", "RefusedAddress", "WireTransport"]
 
 ANSWER_MAX_BYTES = 64 * 1024  # of a callback's answer body, read and dropped
 HEAD_MAX_BYTES = 64 * 1024  # status line and headers
@@ -98,6 +101,10 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
 
+class RefusedAddress(Exception):
+    """The callback's host resolves to no address the guard admits."""
+
+
 class _Empty(httpx.AsyncByteStream):
     async def __aiter__(self) -> AsyncIterator[bytes]:
         return
@@ -107,7 +114,8 @@ class _Empty(httpx.AsyncByteStream):
 class WireTransport(httpx.AsyncBaseTransport):
     """POSTs over pooled HTTP/1.1 connections, one request at a time on each."""
 
-    def __init__(self, keepalive_per_origin: int = 64) -> None:
+    def __init__(self, guard: AddressGuard | None = None, keepalive_per_origin: int = 64) -> None:
+        self.guard = guard  # None: any address may be dialled
         self.keepalive_per_origin = keepalive_per_origin
         self._idle: dict[Origin, list[_Connection]] = {}
         self._ssl: ssl.SSLContext | None = None
@@ -167,9 +175,25 @@ class WireTransport(httpx.AsyncBaseTransport):
                 self._ssl = ssl.create_default_context()
             context = self._ssl
         loop = asyncio.get_running_loop()
-        _, connection = await loop.create_connection(
-            _Connection, host, port, ssl=context, server_hostname=host if context else None
-        )
+        addresses = [host]
+        if self.guard is not None:  # dial only the very addresses that were checked
+            found = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            addresses = [str(i[4][0]) for i in found if self.guard.admits(str(i[4][0]))]
+            if not addresses:
+                raise RefusedAddress(f"{host} resolves to no address callbacks may reach")
+        for n, address in enumerate(addresses):
+            try:
+                _, connection = await loop.create_connection(
+                    _Connection,
+                    address,
+                    port,
+                    ssl=context,
+                    server_hostname=host if context else None,
+                )
+                break
+            except OSError:
+                if n == len(addresses) - 1:
+                    raise
         return connection
 
     async def aclose(self) -> None:
