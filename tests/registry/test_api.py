@@ -383,6 +383,27 @@ async def test_servlet_refusals(
     assert (await client.get("/v1/subscriptions")).json()["items"] == []
 
 
+@pytest.mark.parametrize(
+    ("query", "answer"),
+    [
+        (f"room=Caf%E9&href={URL}", "no room name"),
+        (f"room=%FF%FE&href={URL}", "no room name"),
+        ("room=Lobby&href=http://127.0.0.1:9000/ev%E9nts", "malformed URL"),
+    ],
+)
+async def test_servlet_refuses_parameters_that_are_not_utf8(
+    client: httpx.AsyncClient, query: str, answer: str
+) -> None:
+    """Latin-1 `Caf%E9` is not registered as `Caf\ufffd`: the bytes are not UTF-8."""
+    response = await client.get(f"/servlet/register?{query}")
+    assert (response.status_code, response.text) == (400, answer)
+    assert (await client.get("/v1/subscriptions")).json()["items"] == []
+    utf8 = await client.get(f"/servlet/register?room=Caf%C3%A9&href={URL}")
+    assert (utf8.status_code, utf8.text) == (200, "\n")
+    (item,) = (await client.get("/v1/subscriptions")).json()["items"]
+    assert item["room"] == "Café"
+
+
 # --- auth --------------------------------------------------------------------------------------
 
 PROTECTED = [
