@@ -205,3 +205,25 @@ async def test_registrations_with_a_consumer_each_are_taken_over(
     await asyncio.sleep(0.5)
     assert numbers(delivered_before.received) == [*range(4, 12), 100]
     assert numbers(registered_late.received) == [10, 11, 100]
+
+
+async def test_an_entry_that_is_no_registration_is_skipped_and_counted(
+    system: System, receiver_factory: Any
+) -> None:
+    receiver = receiver_factory()
+    bus = await bus_for(system.nats.url)
+    try:
+        await bus.subscriptions.put("sub_garbage", b"{not json")
+        await bus.subscriptions.put("sub_halfway", b'{"id": "sub_halfway"}')
+        dispatcher = system.service("dispatcher")
+        dispatcher.start()  # restarts would throw at the same entry every time
+        await register(bus, "Sane", receiver.url)
+        await feed(bus, "Sane", 0, 3)
+        assert numbers(receiver.wait_for(3)) == [0, 1, 2]
+        dispatcher.stop(signal.SIGKILL)
+        dispatcher.start()
+        await feed(bus, "Sane", 3, 4)
+        assert await wait_until(lambda: len(set(numbers(receiver.received))) == 4, 20)
+    finally:
+        await bus.close()
+    assert metric(dispatcher.base_url, "dispatcher_unreadable_registrations_total") == 2

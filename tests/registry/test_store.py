@@ -97,3 +97,18 @@ async def _index_keys(bus: Bus) -> AsyncIterator[str]:
     for key in keys:
         if key.startswith("room."):
             yield key.rsplit(".", 1)[1]
+
+
+async def test_ending_by_revision_never_ends_a_newer_registration_of_the_same_id(bus: Bus) -> None:
+    """A dispatcher ending the registration it read (by its entry revision) must not end one
+    made again since with the same room and URL (the same id)."""
+    old, _ = await create_subscription(bus, "Lobby", URL)
+    old_revision = (await bus.subscriptions.get(old.id)).revision
+    assert await delete_subscription(bus, old.id)
+    new, created = await create_subscription(bus, "Lobby", URL)
+    assert created and new.id == old.id and new.secret != old.secret
+    assert not await delete_subscription(bus, old.id, revision=old_revision)
+    assert await get_subscription(bus, new.id) == new
+    new_revision = (await bus.subscriptions.get(new.id)).revision
+    assert await delete_subscription(bus, new.id, revision=new_revision)
+    assert await get_subscription(bus, new.id) is None
