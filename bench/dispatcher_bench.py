@@ -37,8 +37,8 @@ import websockets
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.callback_receiver import ReceiverProtocol  # noqa: E402
 from shared.bus import Bus, connect  # noqa: E402
+from shared.callback_receiver import ReceiverProtocol  # noqa: E402
 from shared.codec import parse  # noqa: E402
 from shared.events import ChatEvent, to_json  # noqa: E402
 from shared.nats_binary import nats_server_binary, nats_server_env  # noqa: E402

@@ -109,7 +109,7 @@ def run_once(mode: str, rooms: int, users: int, messages: int, pair: int, logs: 
             if mode == "callbacks":
                 receiver_port = free_port()
                 watched["receiver"] = stack.python(
-                    "receiver", "bench.callback_receiver", "--port", str(receiver_port)
+                    "receiver", "shared.callback_receiver", "--count", "--port", str(receiver_port)
                 )
                 wait_for_port(receiver_port)
                 prefix_url = f"http://127.0.0.1:{receiver_port}/"

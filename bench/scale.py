@@ -31,7 +31,6 @@ from dataclasses import dataclass
 import httpx
 import nats
 
-from bench.callback_receiver import ReceiverProtocol
 from bench.dispatcher_bench import (
     Processes,
     Sink,
@@ -43,6 +42,7 @@ from bench.dispatcher_bench import (
 from bench.util import rss_bytes
 from services.dispatcher.transport import WireTransport
 from shared.bus import Bus, connect
+from shared.callback_receiver import ReceiverProtocol
 from shared.events import ChatEvent, to_json
 from shared.settings import CommonSettings
 from shared.subjects import event_subject

@@ -8,18 +8,19 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from shared.callback_receiver import CallbackReceiver, Received
 from shared.nats_binary import nats_server_binary, nats_server_env
+
+__all__ = ["CallbackReceiver", "Received"]  # the tests' callback receiver is the project's one
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -188,72 +189,6 @@ def system(nats_server: NatsServer, tmp_path: Path) -> Iterator[System]:
     yield sys_
     for svc in sys_.services:
         svc.stop(signal.SIGKILL)
-
-
-@dataclass
-class Received:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-class CallbackReceiver:
-    """A real HTTP server on 127.0.0.1 that records every POST and answers `status`; the
-    first `drop_first` POSTs it records get no answer at all (the connection is closed)."""
-
-    def __init__(self, status: int = 200, delay_s: float = 0.0, drop_first: int = 0) -> None:
-        self.status = status
-        self.delay_s = delay_s
-        self.drop_first = drop_first
-        self.location = "http://127.0.0.1:9/elsewhere"  # where a 3xx answer points
-        self.received: list[Received] = []
-        self._cond = threading.Condition()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("content-length", 0))
-                body = self.rfile.read(length)
-                with receiver._cond:
-                    receiver.received.append(
-                        Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
-                    )
-                    receiver._cond.notify_all()
-                    drop = len(receiver.received) <= receiver.drop_first
-                if drop:  # closed without an answer
-                    self.close_connection = True
-                    return
-                if receiver.delay_s:
-                    time.sleep(receiver.delay_s)
-                self.send_response(receiver.status)
-                if 300 <= receiver.status < 400:
-                    self.send_header("Location", receiver.location)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/events"
-
-    def wait_for(self, count: int, timeout: float = 15.0) -> list[Received]:
-        with self._cond:
-            self._cond.wait_for(lambda: len(self.received) >= count, timeout)
-            return list(self.received)
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture

@@ -58,6 +58,7 @@ def test_dockerfile_install_lines_give_a_working_environment(tmp_path: Path) -> 
         assert result.returncode == 0, f"{command}\n{result.stdout}\n{result.stderr}"
     probe = (
         "import services.chat.app, services.registry.app, services.dispatcher.app, pathlib\n"
+        "import shared.callback_receiver\n"  # the dev overlay's callback-demo runs it
         "import services.chat as chat\n"
         "assert 'site-packages' in chat.__file__, chat.__file__\n"
         "assert (pathlib.Path(chat.__file__).parent / 'static' / 'index.html').exists()\n"

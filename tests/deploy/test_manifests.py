@@ -497,3 +497,15 @@ def test_dockerfile_runs_non_root_with_a_read_only_friendly_python() -> None:
     assert re.search(r'^CMD \["python", "-m", "services\.chat"\]$', final, re.M)
     ignore = (ROOT / ".dockerignore").read_text().split()
     assert ignore[ignore.index("*") :][:4] == ["*", "!pyproject.toml", "!shared", "!services"]
+
+
+def test_the_dev_demo_receiver_runs_the_projects_receiver_from_the_image() -> None:
+    """callback-demo runs shared/callback_receiver.py as installed in the application image (no
+    copy of it in the overlay), listening on every address at the port its Service targets."""
+    objects = render(K8S / "overlays" / "dev")
+    c = container(find(objects, "Deployment", "callback-demo"))
+    command = c["command"]
+    assert command[:3] == ["python", "-m", "shared.callback_receiver"]
+    assert importlib.util.find_spec(command[2]) is not None
+    assert command[command.index("--host") + 1] == "0.0.0.0"
+    assert int(command[command.index("--port") + 1]) == c["ports"][0]["containerPort"]
