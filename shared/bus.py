@@ -22,7 +22,7 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import BadRequestError
+from nats.js.errors import BadRequestError, BucketNotFoundError
 from nats.js.kv import KeyValue
 
 from shared.direct import DirectReader
@@ -35,8 +35,8 @@ __all__ = [
     "SUBSCRIPTIONS_BUCKET",
     "Bus",
     "BusHolder",
+    "LazyBucket",
     "connect",
-    "ensure_key_value",
     "events_stream_config",
 ]
 
@@ -161,16 +161,40 @@ async def ensure_key_value(js: JetStreamContext, config: KeyValueConfig) -> KeyV
         return await js.key_value(config.bucket)
 
 
+class LazyBucket:
+    """A KV bucket opened on first use and then kept: one value a key, on file unless `storage`
+    says otherwise, each entry expiring after `ttl` seconds if given. `open` creates it if it is
+    missing (`ensure_key_value`); `find` opens it only if it exists."""
+
+    def __init__(
+        self, name: str, *, storage: StorageType = StorageType.FILE, ttl: float | None = None
+    ) -> None:
+        self.name = name
+        self.storage = storage
+        self.ttl = ttl
+        self.kv: KeyValue | None = None  # once opened
+
+    async def open(self, js: JetStreamContext, replicas: int) -> KeyValue:
+        if self.kv is None:
+            config = KeyValueConfig(
+                bucket=self.name, history=1, storage=self.storage, replicas=replicas, ttl=self.ttl
+            )
+            self.kv = await ensure_key_value(js, config)
+        return self.kv
+
+    async def find(self, js: JetStreamContext) -> KeyValue | None:
+        if self.kv is None:
+            try:
+                self.kv = await js.key_value(self.name)
+            except BucketNotFoundError:
+                return None
+        return self.kv
+
+
 async def _ensure_bucket(js: JetStreamContext, settings: CommonSettings, name: str) -> KeyValue:
-    config = KeyValueConfig(
-        bucket=name,
-        history=1,
-        storage=StorageType.FILE,
-        replicas=settings.nats_replicas,
-    )
     for attempt in range(30):
         try:
-            return await ensure_key_value(js, config)
+            return await LazyBucket(name).open(js, settings.nats_replicas)
         except Exception as exc:
             if attempt == 29:
                 raise

@@ -15,16 +15,14 @@ import time
 import weakref
 from collections.abc import AsyncIterator
 
-from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import (
-    BucketNotFoundError,
     KeyDeletedError,
     KeyNotFoundError,
     KeyWrongLastSequenceError,
 )
 from nats.js.kv import KeyValue
 
-from shared.bus import Bus, ensure_key_value
+from shared.bus import Bus, LazyBucket
 
 __all__ = [
     "LEASE_S",
@@ -45,26 +43,15 @@ class RegistryBusyError(Exception):
     """Another registry held this registration's lease for longer than `LEASE_WAIT_S`."""
 
 
-_buckets: weakref.WeakKeyDictionary[Bus, KeyValue] = weakref.WeakKeyDictionary()
+_buckets: weakref.WeakKeyDictionary[Bus, LazyBucket] = weakref.WeakKeyDictionary()
 
 
 async def registry_bucket(bus: Bus, replicas: int | None) -> KeyValue | None:
     """The `volano_registry` bucket; created if `replicas` is given, else None if missing."""
-    found = _buckets.get(bus)
-    if found is not None:
-        return found
+    bucket = _buckets.setdefault(bus, LazyBucket(REGISTRY_BUCKET))
     if replicas is not None:
-        config = KeyValueConfig(
-            bucket=REGISTRY_BUCKET, history=1, storage=StorageType.FILE, replicas=replicas
-        )
-        found = await ensure_key_value(bus.js, config)
-    else:
-        try:
-            found = await bus.js.key_value(REGISTRY_BUCKET)
-        except BucketNotFoundError:
-            return None
-    _buckets[bus] = found
-    return found
+        return await bucket.open(bus.js, replicas)
+    return await bucket.find(bus.js)
 
 
 class Lease:

@@ -10,12 +10,11 @@ import logging
 import time
 from collections.abc import Callable
 
-from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from services.chat.protocol import ChatError
-from shared.bus import BusHolder, ensure_key_value
+from shared.bus import BusHolder, LazyBucket
 
 __all__ = ["BANS_BUCKET", "Bans", "ban_keys", "remaining_s"]
 
@@ -53,28 +52,19 @@ class Bans:
         self.duration_s = minutes * 60
         self._replicas = replicas
         self._clock = clock
-        self._kv: KeyValue | None = None
+        self._lazy_kv = LazyBucket(BANS_BUCKET)
 
     async def _bucket(self) -> KeyValue:
-        if self._kv is not None:
-            return self._kv
+        if self._lazy_kv.kv is not None:
+            return self._lazy_kv.kv
         bus = self._holder.bus
         if bus is None or not bus.connected:
             raise ChatError("unavailable", "the chat cannot check bans right now; try again")
         try:
-            self._kv = await ensure_key_value(
-                bus.js,
-                KeyValueConfig(
-                    bucket=BANS_BUCKET,
-                    history=1,
-                    storage=StorageType.FILE,
-                    replicas=self._replicas,
-                ),
-            )
+            return await self._lazy_kv.open(bus.js, self._replicas)
         except Exception as exc:
             log.warning("cannot open the bans bucket: %s", exc)
             raise ChatError("unavailable", "the chat cannot check bans right now") from exc
-        return self._kv
 
     async def prepare(self) -> None:
         """Create the bucket early (at start-up), so the first entrant does not wait for it."""

@@ -20,10 +20,10 @@ import logging
 import time
 from collections.abc import Callable
 
-from nats.js.api import KeyValueConfig, StorageType
+from nats.js.api import StorageType
 from nats.js.kv import KeyValue
 
-from shared.bus import Bus, ensure_key_value
+from shared.bus import Bus, LazyBucket
 
 __all__ = ["MEMBERS_BUCKET", "Membership"]
 
@@ -49,19 +49,10 @@ class Membership:
         self.replicas = replicas
         self.on_change = on_change
         self.members: list[str] = [me]
-        self._kv: KeyValue | None = None
+        self._lazy_kv = LazyBucket(MEMBERS_BUCKET, storage=StorageType.MEMORY, ttl=ttl_s)
 
     async def _bucket(self) -> KeyValue:
-        if self._kv is None:
-            config = KeyValueConfig(
-                bucket=MEMBERS_BUCKET,
-                history=1,
-                ttl=self.ttl_s,
-                storage=StorageType.MEMORY,
-                replicas=self.replicas,
-            )
-            self._kv = await ensure_key_value(self.bus.js, config)
-        return self._kv
+        return await self._lazy_kv.open(self.bus.js, self.replicas)
 
     async def run(self) -> None:
         """Heartbeat and follow the others until cancelled; then leave at once."""
@@ -91,7 +82,7 @@ class Membership:
             self.on_change(members)
 
     async def leave(self) -> None:
-        if self._kv is not None:
+        if self._lazy_kv.kv is not None:
             with contextlib.suppress(Exception):
                 subject = f"$KV.{MEMBERS_BUCKET}.{self.me}"
                 purge = self.bus.js.purge_stream(f"KV_{MEMBERS_BUCKET}", subject=subject)
