@@ -7,14 +7,12 @@ hex). The mapping is injective because `_` itself is escaped, and a token can ne
 
 from __future__ import annotations
 
-import re
 import string
 
 __all__ = [
     "EVENTS_STREAM",
     "EVENT_SUBJECTS",
     "event_subject",
-    "room_from_token",
     "room_subjects",
     "room_token",
 ]
@@ -23,7 +21,6 @@ EVENTS_STREAM = "VOLANO_EVENTS"
 EVENT_SUBJECTS = "volano.events.>"
 
 _KEPT = frozenset((string.ascii_letters + string.digits + "-").encode())
-_ESCAPED = re.compile(r"_([0-9A-F]{2})")
 
 
 def room_token(room: str) -> str:
@@ -32,25 +29,6 @@ def room_token(room: str) -> str:
         raise ValueError("room name must not be empty")
     data = room.encode("utf-8", "surrogatepass")
     return "".join(chr(b) if b in _KEPT else f"_{b:02X}" for b in data)
-
-
-def room_from_token(token: str) -> str:
-    """Inverse of `room_token`."""
-    if not token or any(c not in "_0123456789ABCDEF" and ord(c) not in _KEPT for c in token):
-        raise ValueError(f"not a room token: {token!r}")
-    out = bytearray()
-    i = 0
-    while i < len(token):
-        if token[i] == "_":
-            match = _ESCAPED.match(token, i)
-            if match is None:
-                raise ValueError(f"not a room token: {token!r}")
-            out.append(int(match.group(1), 16))
-            i += 3
-        else:
-            out.append(ord(token[i]))
-            i += 1
-    return out.decode("utf-8", "surrogatepass")
 
 
 def event_subject(room: str, kind: str) -> str:

@@ -48,9 +48,6 @@ class Room:
     by_conn: dict[Hashable, Member] = field(default_factory=dict)
     by_key: dict[str, str] = field(default_factory=dict)  # `name_key` -> the name in use
 
-    def member_of(self, conn: Hashable) -> Member | None:
-        return self.by_conn.get(conn)
-
 
 class Rooms:
     def __init__(self, permanent: Iterable[str], dynamic: bool, room_limit: int) -> None:

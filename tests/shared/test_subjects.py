@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.subjects import event_subject, room_from_token, room_token
+from shared.subjects import event_subject, room_token
 
 names = st.text(st.characters(codec=None), min_size=1, max_size=100)
 
@@ -19,9 +21,19 @@ def test_token_is_subject_safe(room: str) -> None:
     assert token.isascii()
 
 
+def decoded(token: str) -> str:
+    """The test's own inverse of `room_token` (the services need none): that there is one is
+    what makes the mapping injective."""
+    assert re.fullmatch(r"(?:[A-Za-z0-9-]|_[0-9A-F]{2})+", token), token
+    data = bytearray()
+    for kept, escaped in re.findall(r"([A-Za-z0-9-])|_([0-9A-F]{2})", token):
+        data += kept.encode() if kept else bytes.fromhex(escaped)
+    return data.decode("utf-8", "surrogatepass")
+
+
 @given(names)
 def test_token_decodes_to_its_room(room: str) -> None:
-    assert room_from_token(room_token(room)) == room
+    assert decoded(room_token(room)) == room
 
 
 @given(names, names)

@@ -1,5 +1,5 @@
-"""The edges of shared/subjects.py that the property tests do not reach: what is not a room
-token, and the filter that matches one room's events and no other's."""
+"""The edges of shared/subjects.py that the property tests do not reach: the empty room, and the
+filter that matches one room's events and no other's."""
 
 from __future__ import annotations
 
@@ -7,13 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.subjects import event_subject, room_from_token, room_subjects, room_token
-
-
-@pytest.mark.parametrize("token", ["", "a.b", "a b", "_", "_4", "_4g", "a_zz", "_4A_", "é"])
-def test_what_is_not_a_token_is_refused(token: str) -> None:
-    with pytest.raises(ValueError, match="not a room token"):
-        room_from_token(token)
+from shared.subjects import event_subject, room_subjects, room_token
 
 
 def test_an_empty_room_has_no_token() -> None:
