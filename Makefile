@@ -8,7 +8,7 @@ BENCH_STAMP := $(VENV)/.installed-bench
 SCALE_COUNTS ?= 1000,10000,100000
 
 # The modules with no I/O: their tests must reach every line and branch (`make test` checks).
-PURE_MODULES := shared/codec.py shared/events.py shared/names.py shared/subjects.py \
+PURE_MODULES := shared/codec.py shared/events.py shared/names.py shared/subjects.py shared/ids.py \
   shared/positions.py services/registry/prefix.py services/registry/cursor.py \
   services/registry/ids.py services/dispatcher/delivery.py services/dispatcher/assignment.py \
   services/dispatcher/feed.py services/dispatcher/guard.py services/chat/protocol.py \

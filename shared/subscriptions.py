@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import hashlib
 import json
 import logging
 import secrets
@@ -46,6 +45,7 @@ from nats.js.errors import (
 
 from shared.bus import POSITIONS_BUCKET, SUBSCRIPTIONS_BUCKET, Bus
 from shared.direct import Stored
+from shared.ids import subscription_id
 from shared.leases import REGISTRY_BUCKET, lease, registry_bucket
 from shared.positions import position_key
 from shared.subjects import EVENTS_STREAM, room_token
@@ -102,11 +102,6 @@ class Subscription:
 class Page:
     items: list[Subscription]
     next_seq: int | None  # stream sequence to continue from; None: nothing more
-
-
-def subscription_id(room: str, url: str) -> str:
-    digest = hashlib.sha256(json.dumps([room, url]).encode()).digest()
-    return "sub_" + base64.b32encode(digest[:15]).decode().lower()
 
 
 def new_secret() -> str:

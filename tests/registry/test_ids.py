@@ -1,11 +1,12 @@
-"""The id format of services/registry/ids.py is the one the store makes."""
+"""The id format of shared/ids.py: the store makes it, the registry checks it, /docs shows it."""
 
 from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.registry.ids import EXAMPLE_ID, ID_LENGTH, ID_PREFIX, is_subscription_id
+from services.registry.ids import EXAMPLE_ID
+from shared.ids import ID_LENGTH, ID_PREFIX, is_subscription_id
 from shared.subscriptions import subscription_id
 
 

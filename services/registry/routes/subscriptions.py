@@ -10,7 +10,6 @@ from fastapi.responses import JSONResponse
 
 from services.registry.cursor import CursorError, decode_cursor, encode_cursor
 from services.registry.deps import Auth, BusDep, RegistrarDep, SubId, UpkeepDep
-from services.registry.ids import is_subscription_id
 from services.registry.metrics import DELETIONS
 from services.registry.openapi import NOT_FOUND, TOO_LARGE, UNAUTHORISED, UNAVAILABLE, error
 from services.registry.schemas import (
@@ -20,6 +19,7 @@ from services.registry.schemas import (
     SubscriptionList,
     SubscriptionOut,
 )
+from shared.ids import is_subscription_id
 from shared.subscriptions import (
     Subscription,
     delete_subscription,
