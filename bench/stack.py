@@ -83,7 +83,7 @@ class Stack:
         self.logs.mkdir(parents=True, exist_ok=True)
         self.procs: list[Proc] = []
         self.nats_url = ""
-        self.token = "bench-" + secrets.token_urlsafe(12)
+        self.token = "bench-" + secrets.token_urlsafe(32)
 
     def __enter__(self) -> Stack:
         return self

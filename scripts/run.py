@@ -44,7 +44,7 @@ def main() -> int:
     env.setdefault("CHAT_PORT", "8000")
     env.setdefault("REGISTRY_PORT", "8080")
     env.setdefault("DISPATCHER_PORT", "8090")
-    env.setdefault("REGISTRY_API_TOKENS", "dev-" + secrets.token_urlsafe(18))
+    env.setdefault("REGISTRY_API_TOKENS", "dev-" + secrets.token_urlsafe(32))
     env.setdefault("EVENT_CALLBACK_PREFIX", "http://127.0.0.1:9000/ http://localhost:9000/")
     VAR.mkdir(exist_ok=True)
     nats_cmd = [

@@ -143,7 +143,7 @@ class Service:
         return self.log_path.read_text(errors="replace")[-5000:] if self.log_path.exists() else ""
 
 
-API_TOKEN = "test-token"
+API_TOKEN = "test-token-for-the-registry-0123456789"
 
 
 @dataclass

@@ -7,7 +7,10 @@ from pydantic import Field
 from services.registry.prefix import PrefixList, UrlError
 from shared.settings import CommonSettings, is_placeholder
 
-__all__ = ["RegistrySettings"]
+__all__ = ["TOKEN_MIN", "RegistrySettings"]
+
+
+TOKEN_MIN = 32  # characters: a bearer token as strong as the chat's JWT secret
 
 
 class RegistrySettings(CommonSettings):
@@ -36,6 +39,11 @@ class RegistrySettings(CommonSettings):
             )
         if any(is_placeholder(t) for t in self.tokens()):
             raise SystemExit("REGISTRY_API_TOKENS holds a placeholder value: set real tokens")
+        if any(len(t) < TOKEN_MIN for t in self.tokens()):
+            raise SystemExit(
+                f"REGISTRY_API_TOKENS: every token must be at least {TOKEN_MIN} characters, "
+                "e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
         try:
             self.prefixes()
         except UrlError as exc:

@@ -227,7 +227,9 @@ def test_the_settings_parse_as_the_service_reads_them(
     _, objects = overlay
     c = container(find(objects, "Deployment", service))
     for name, value in environment(objects, c).items():
-        monkeypatch.setenv(name, "a-real-secret" if value.startswith("secret:") else value)
+        monkeypatch.setenv(
+            name, "a-real-secret-" + "0" * 32 if value.startswith("secret:") else value
+        )
     settings = SERVICES[service]()
     assert getattr(settings, f"{service}_port") == c["ports"][0]["containerPort"]
     assert settings.nats_url == "nats://nats:4222"
@@ -381,7 +383,7 @@ def test_ingress_publishes_every_public_route_and_no_internal_one(
     app = (
         chat_app(ChatSettings())
         if service == "chat"
-        else registry_app(RegistrySettings(registry_api_tokens="a-real-token"))
+        else registry_app(RegistrySettings(registry_api_tokens="a-real-token-" + "0" * 32))
     )
     # The documented routes (the health router's included) and the app's own undocumented
     # ones (the web page, the websocket, the documentation pages).

@@ -23,7 +23,7 @@ from shared.leases import REGISTRY_BUCKET
 from shared.subjects import EVENTS_STREAM
 from tests.conftest import NatsServer
 
-TOKEN = "registry-test-token"
+TOKEN = "registry-test-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 PREFIXES = "http://127.0.0.1:9000/events https://hooks.example.com"
 

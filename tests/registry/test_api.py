@@ -464,13 +464,15 @@ async def test_health_and_docs_need_no_token(client: httpx.AsyncClient) -> None:
 
 
 async def test_any_of_several_tokens(make_client: ClientFactory) -> None:
-    client = await make_client(registry_api_tokens="first, second ,third")
-    for token in ("first", "second", "third"):
+    tokens = [f"{name}-token-{'x' * 32}" for name in ("first", "second", "third")]
+    client = await make_client(registry_api_tokens=f"{tokens[0]}, {tokens[1]} ,{tokens[2]}")
+    for token in tokens:
         response = await client.get(
             "/v1/subscriptions", headers={"authorization": f"Bearer {token}"}
         )
         assert response.status_code == 200
-    bad = await client.get("/v1/subscriptions", headers={"authorization": "Bearer first,second"})
+    both = f"Bearer {tokens[0]},{tokens[1]}"
+    bad = await client.get("/v1/subscriptions", headers={"authorization": both})
     assert bad.status_code == 401
 
 
@@ -486,8 +488,10 @@ async def test_no_auth_only_when_explicitly_allowed(make_client: ClientFactory) 
         ({"registry_api_tokens": ""}, "REGISTRY_API_TOKENS is empty"),
         ({"registry_api_tokens": " , "}, "REGISTRY_API_TOKENS is empty"),
         ({"registry_api_tokens": "ok,change-me-please"}, "placeholder"),
-        ({"registry_api_tokens": "t", "event_callback_prefix": "hooks.example"}, "PREFIX"),
-        ({"registry_api_tokens": "t", "event_callback_prefix": "http://u@h/"}, "PREFIX"),
+        ({"registry_api_tokens": "t" * 31}, "at least 32 characters"),
+        ({"registry_api_tokens": f"{'t' * 32},short"}, "at least 32 characters"),
+        ({"registry_api_tokens": "t" * 32, "event_callback_prefix": "hooks.example"}, "PREFIX"),
+        ({"registry_api_tokens": "t" * 32, "event_callback_prefix": "http://u@h/"}, "PREFIX"),
     ],
 )
 def test_refuses_to_start(settings: dict[str, str], message: str) -> None:
