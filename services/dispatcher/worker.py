@@ -84,20 +84,21 @@ class Deliverer:
                 return
 
     async def _read(self, feed: Feed) -> None:
-        async with self.reads:
-            try:
+        try:
+            async with self.reads:
                 await self._check_expired(feed)
                 events, exhausted = await read_room(
                     self.reader, feed.sub.room, feed.last_held, feed.wanted()
                 )
-            except Exception as exc:  # NATS away or slow: the feed keeps its place
-                log.info("reading %s for %s failed: %r", feed.sub.room, feed.sub.id, exc)
-                await asyncio.sleep(READ_RETRY_S)
-                return
+        except Exception as exc:  # NATS away or slow: the feed keeps its place
+            log.info("reading %s for %s failed: %r", feed.sub.room, feed.sub.id, exc)
+            await asyncio.sleep(READ_RETRY_S)
+            return
         feed.fill(events, exhausted)
 
     async def _check_expired(self, feed: Feed) -> None:
-        """Count and log a registration whose next event may have aged out of the stream."""
+        """Count and log a registration whose position is older than the oldest event the
+        stream holds: events of its room may have aged out before it received them."""
         first, read_at = self._first_seq
         if feed.last_held + 1 >= first and time.monotonic() - read_at < FIRST_SEQ_MAX_AGE_S:
             return
