@@ -1,0 +1,155 @@
+"""What the chaos run checks, computed from what it recorded (pure: no I/O).
+
+Inputs: the events stream as it stands after the run (`StreamEvent`, one per stored event),
+each registration with the stream sequence it starts after, the POSTs its receiver got in
+arrival order (`Delivery`: the sequence from its `webhook-id` and the event it carried), and
+each client session's chat frames for its room in the order they arrived (`View`).
+
+- **lost**: an event of the registration's room stored after its start that never reached its
+  receiver;
+- **reordered**: after dropping repeats of a `webhook-id`, a POST whose event comes before one
+  already received;
+- **duplicates**: POSTs of a `webhook-id` already received (allowed: at least once);
+- **mismatched**: a POST whose event is not the one the stream holds at its sequence, or that
+  belongs to no event of the registration's room after its start;
+- **views**: every chat frame a client saw must be a stream event of its room (messages are
+  unique), and one session's frames must follow the stream's order.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+__all__ = [
+    "Delivery",
+    "Registration",
+    "RegistrationResult",
+    "StreamEvent",
+    "View",
+    "ViewResult",
+    "check_registration",
+    "check_views",
+    "refused_but_stored",
+    "stored_twice",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEvent:
+    seq: int
+    room: str
+    data: str  # the event as canonical JSON
+    message: str | None  # a chat event's message (unique in a chaos run); None for the others
+    stored_at: float  # unix seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    id: str
+    room: str
+    start_seq: int | None  # None: the registration is gone (it was ended)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    seq: int
+    data: str  # the POSTed event as canonical JSON
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """One client's session in one room: the chat messages it was sent, in arrival order."""
+
+    client: str
+    room: str
+    messages: tuple[str, ...]
+
+
+@dataclass
+class RegistrationResult:
+    id: str
+    room: str
+    ended: bool
+    expected: int = 0
+    posts: int = 0
+    unique: int = 0
+    lost: list[int] = field(default_factory=list)
+    reordered: list[tuple[int, int]] = field(default_factory=list)  # (seq, after this seq)
+    mismatched: list[int] = field(default_factory=list)
+
+    @property
+    def duplicates(self) -> int:
+        return self.posts - self.unique
+
+
+@dataclass
+class ViewResult:
+    sessions: int = 0
+    frames: int = 0
+    missing: list[tuple[str, str, str]] = field(default_factory=list)  # client, room, message
+    # client, room, message, its sequence, the greater sequence seen before it
+    out_of_order: list[tuple[str, str, str, int, int]] = field(default_factory=list)
+
+
+def check_registration(
+    stream: Iterable[StreamEvent], registration: Registration, deliveries: Iterable[Delivery]
+) -> RegistrationResult:
+    """Lost, reordered, duplicate and mismatched POSTs of one registration."""
+    result = RegistrationResult(
+        registration.id, registration.room, ended=registration.start_seq is None
+    )
+    start = registration.start_seq
+    expected = {
+        e.seq: e.data
+        for e in stream
+        if e.room == registration.room and start is not None and e.seq > start
+    }
+    result.expected = len(expected)
+    seen: set[int] = set()
+    highest = 0
+    for delivery in deliveries:
+        result.posts += 1
+        if delivery.seq in seen:
+            continue
+        seen.add(delivery.seq)
+        if delivery.seq < highest:
+            result.reordered.append((delivery.seq, highest))
+        highest = max(highest, delivery.seq)
+        if start is not None and expected.get(delivery.seq) != delivery.data:
+            result.mismatched.append(delivery.seq)
+    result.unique = len(seen)
+    result.lost = sorted(set(expected) - seen)
+    return result
+
+
+def check_views(stream: Iterable[StreamEvent], views: Iterable[View]) -> ViewResult:
+    """Each session's chat frames against the stream: present, in the room, in order."""
+    where = {(e.room, e.message): e.seq for e in stream if e.message is not None}
+    result = ViewResult()
+    for view in views:
+        result.sessions += 1
+        highest = 0
+        for message in view.messages:
+            result.frames += 1
+            seq = where.get((view.room, message))
+            if seq is None:
+                result.missing.append((view.client, view.room, message))
+                continue
+            if seq < highest:
+                result.out_of_order.append((view.client, view.room, message, seq, highest))
+            highest = max(highest, seq)
+    return result
+
+
+def stored_twice(stream: Iterable[StreamEvent]) -> list[str]:
+    """Chat messages the stream holds more than once (a retried publish stored again)."""
+    counts = Counter(e.message for e in stream if e.message is not None)
+    return sorted(m for m, n in counts.items() if n > 1)
+
+
+def refused_but_stored(stream: Iterable[StreamEvent], refused: Iterable[str]) -> list[str]:
+    """Chat messages whose sender was answered `unavailable` that the stream holds anyway."""
+    stored = {e.message for e in stream if e.message is not None}
+    return sorted(m for m in refused if m in stored)

@@ -1,0 +1,110 @@
+"""bench/chaos/check.py: the chaos run's lost, reordered, duplicate and view computations."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bench.chaos.check import (
+    Delivery,
+    Registration,
+    StreamEvent,
+    View,
+    check_registration,
+    check_views,
+    refused_but_stored,
+    stored_twice,
+)
+
+
+def chat(seq: int, room: str = "r", message: str | None = None) -> StreamEvent:
+    text = message if message is not None else f"m{seq}"
+    return StreamEvent(seq, room, f'{{"room":"{room}","message":"{text}"}}', text, 1000.0 + seq)
+
+
+def post(event: StreamEvent) -> Delivery:
+    return Delivery(event.seq, event.data)
+
+
+STREAM = [chat(1), chat(2, "other"), chat(3), chat(4), chat(5, "other"), chat(6)]
+R = {e.seq: e for e in STREAM}
+
+
+def test_every_event_after_the_start_delivered_once_in_order_is_clean() -> None:
+    result = check_registration(
+        STREAM, Registration("sub_a", "r", 1), map(post, [R[3], R[4], R[6]])
+    )
+    assert (result.expected, result.posts, result.unique) == (3, 3, 3)
+    assert result.lost == result.reordered == result.mismatched == []
+    assert result.duplicates == 0 and not result.ended
+
+
+def test_an_event_never_posted_is_lost_and_one_before_the_start_is_not_expected() -> None:
+    result = check_registration(STREAM, Registration("sub_a", "r", 0), map(post, [R[1], R[6]]))
+    assert result.lost == [3, 4]
+    assert result.expected == 4
+
+
+def test_repeats_are_duplicates_not_reorders() -> None:
+    posts = map(post, [R[3], R[4], R[3], R[4], R[6], R[6]])
+    result = check_registration(STREAM, Registration("sub_a", "r", 1), posts)
+    assert result.duplicates == 3
+    assert result.reordered == [] and result.lost == []
+
+
+def test_a_first_post_after_a_later_event_is_reordered() -> None:
+    result = check_registration(
+        STREAM, Registration("sub_a", "r", 0), map(post, [R[1], R[4], R[3], R[6]])
+    )
+    assert result.reordered == [(3, 4)]
+    assert result.lost == []
+
+
+def test_a_post_that_is_not_the_streams_event_or_not_the_rooms_is_mismatched() -> None:
+    wrong = Delivery(3, '{"room":"r","message":"forged"}')
+    posts = [wrong, post(R[5]), post(R[1])]
+    result = check_registration(STREAM, Registration("sub_a", "r", 1), posts)
+    assert result.mismatched == [3, 5, 1]
+
+
+def test_an_ended_registration_expects_nothing() -> None:
+    result = check_registration(STREAM, Registration("sub_a", "r", None), [post(R[3])])
+    assert result.ended and result.expected == 0
+    assert result.lost == result.mismatched == []
+
+
+@given(st.lists(st.integers(1, 30), max_size=60), st.integers(0, 30))
+def test_the_counts_add_up_whatever_arrives(arrivals: list[int], start: int) -> None:
+    stream = [chat(seq) for seq in range(1, 31)]
+    result = check_registration(
+        stream, Registration("sub_a", "r", start), [post(stream[s - 1]) for s in arrivals]
+    )
+    firsts = list(dict.fromkeys(arrivals))
+    assert result.unique == len(firsts) and result.posts == len(arrivals)
+    assert set(result.lost) == set(range(start + 1, 31)) - set(arrivals)
+    assert (result.reordered == []) == (firsts == sorted(firsts))
+    assert result.mismatched == [s for s in firsts if s <= start]
+
+
+def test_views_that_are_subsequences_of_the_stream_pass() -> None:
+    views = [View("c1", "r", ("m1", "m4")), View("c2", "other", ("m2", "m5")), View("c3", "r", ())]
+    result = check_views(STREAM, views)
+    assert (result.sessions, result.frames) == (3, 4)
+    assert result.missing == result.out_of_order == []
+
+
+def test_a_frame_the_stream_lacks_or_holds_in_another_room_is_missing() -> None:
+    result = check_views(STREAM, [View("c1", "r", ("m1", "ghost", "m2"))])
+    assert result.missing == [("c1", "r", "ghost"), ("c1", "r", "m2")]
+
+
+def test_a_frame_before_one_the_stream_stored_earlier_is_out_of_order() -> None:
+    result = check_views(STREAM, [View("c1", "r", ("m1", "m4", "m3", "m6"))])
+    assert result.out_of_order == [("c1", "r", "m3", 3, 4)]
+
+
+def test_messages_stored_twice_and_refusals_that_were_stored() -> None:
+    stream = [*STREAM, chat(7, "r", "m3")]
+    assert stored_twice(stream) == ["m3"]
+    assert stored_twice(STREAM) == []
+    assert refused_but_stored(STREAM, ["m4", "never", "m1"]) == ["m1", "m4"]
