@@ -21,7 +21,7 @@ PURE_GLOBS := $(subst $(empty) $(empty),$(comma),$(strip $(PURE_MODULES)))
 # `make test` runs the test files on this many processes (pytest-xdist; 1 file stays on 1 worker).
 TEST_WORKERS ?= 2
 
-.PHONY: run test test-unit browser lint typecheck check bench bench-dispatcher clean
+.PHONY: run test test-unit browser lint typecheck check bench bench-dispatcher chaos clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -76,6 +76,11 @@ bench: $(BENCH_STAMP)
 
 bench-dispatcher: $(STAMP)
 	$(BIN)/python bench/dispatcher_bench.py
+
+# The fault-injection run, not part of `make test` (docs/reliability.md): CHAOS_SECONDS=300,
+# CHAOS_SEED, CHAOS_MIN_FAULTS=50, CHAOS_SPREAD_ROOMS=false and the other CHAOS_* knobs.
+chaos: $(STAMP)
+	$(BIN)/python -m bench.chaos
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,127 @@
+"""The chaos run's verdict: one table of what was checked (with what each figure must be), the
+failures that make the run exit non-zero, and for each lost or reordered event where it was and
+which faults came shortly before it."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from bench.chaos.check import RegistrationResult, StreamEvent, ViewResult
+from bench.chaos.inject import Record
+
+__all__ = ["Outcome", "details", "failures", "table"]
+
+BEFORE_S = 30.0  # faults this long before an event are listed beside it
+AFTER_S = 5.0
+
+
+@dataclass
+class Outcome:
+    stream: list[StreamEvent]
+    results: list[RegistrationResult]
+    views: ViewResult
+    twice: list[str]
+    refused: int
+    refused_stored: list[str]
+    unreadable: int
+    faults: list[Record]
+    crashes: list[Record]
+    min_faults: int
+
+    def total(self, name: str) -> int:
+        return sum(len(getattr(r, name)) for r in self.results)
+
+
+def failures(o: Outcome) -> list[str]:
+    """Each broken rule, in words; empty if the run passed."""
+    checks = [
+        ("events lost", o.total("lost")),
+        ("events reordered", o.total("reordered")),
+        ("POSTs not matching the stream", o.total("mismatched")),
+        ("unreadable POSTs", o.unreadable),
+        ("registrations ended", sum(r.ended for r in o.results)),
+        ("client frames not in the stream", len(o.views.missing)),
+        ("client frames out of the stream's order", len(o.views.out_of_order)),
+    ]
+    found = [f"{what}: {count}" for what, count in checks if count]
+    if len(o.faults) < o.min_faults:
+        found.append(f"faults injected: {len(o.faults)}, fewer than {o.min_faults}")
+    return found
+
+
+def _rows(o: Outcome) -> list[tuple[str, str, str]]:
+    rooms = Counter(e.room for e in o.stream)
+    rows = [("events accepted (in the stream)", str(len(o.stream)), "")]
+    rows += [(f"  room {room}", str(n), "") for room, n in sorted(rooms.items())]
+    for r in o.results:
+        value = "ended" if r.ended else f"{r.unique}/{r.expected} ({r.posts} POSTs)"
+        rows.append((f"  delivered {r.id} ({r.room})", value, ""))
+    rows += [
+        ("lost", str(o.total("lost")), "0"),
+        ("reordered after de-dup by webhook-id", str(o.total("reordered")), "0"),
+        ("duplicates", str(sum(r.duplicates for r in o.results)), ""),
+        ("POSTs not matching the stream", str(o.total("mismatched")), "0"),
+        ("unreadable POSTs", str(o.unreadable), "0"),
+        ("registrations ended", str(sum(r.ended for r in o.results)), "0"),
+        ("faults injected", str(len(o.faults)), f">= {o.min_faults}"),
+    ]
+    kinds = Counter(f.kind for f in o.faults)
+    rows += [(f"  {kind}", str(n), "") for kind, n in sorted(kinds.items())]
+    rows += [
+        ("processes that died on their own", str(len(o.crashes)), ""),
+        ("client sessions / chat frames seen", f"{o.views.sessions} / {o.views.frames}", ""),
+        ("  frames not in the stream", str(len(o.views.missing)), "0"),
+        ("  frames out of the stream's order", str(len(o.views.out_of_order)), "0"),
+        ("chat messages stored twice", str(len(o.twice)), ""),
+        ("refused unavailable / of those stored", f"{o.refused} / {len(o.refused_stored)}", ""),
+    ]
+    return rows
+
+
+def table(o: Outcome) -> str:
+    rows = [("check", "value", "must"), *_rows(o)]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    line = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
+    out = [line]
+    for n, row in enumerate(rows):
+        cells = [row[0].ljust(widths[0]), row[1].rjust(widths[1]), row[2].ljust(widths[2])]
+        out.append("| " + " | ".join(cells) + " |")
+        if n == 0:
+            out.append(line)
+    out.append(line)
+    return "\n".join(out)
+
+
+def _ranges(seqs: list[int]) -> list[tuple[int, int]]:
+    ranges: list[tuple[int, int]] = []
+    for seq in sorted(seqs):
+        if ranges and seq == ranges[-1][1] + 1:
+            ranges[-1] = (ranges[-1][0], seq)
+        else:
+            ranges.append((seq, seq))
+    return ranges
+
+
+def details(o: Outcome) -> list[str]:
+    """A paragraph per lost range or reordered event: registration, room, sequences, when the
+    stream stored it, and the faults from `BEFORE_S` before to `AFTER_S` after."""
+    stored = {e.seq: e.stored_at for e in o.stream}
+    lines = []
+    for r in o.results:
+        found = [(f"lost {a}..{b}", a) for a, b in _ranges(r.lost)]
+        found += [(f"reordered {seq} after {after}", seq) for seq, after in r.reordered]
+        found += [(f"mismatched {seq}", seq) for seq in r.mismatched]
+        for what, seq in found:
+            at = stored.get(seq, 0.0)
+            lines.append(f"{r.id} (room {r.room}): {what}, stored at {at:.3f}")
+            lines += [
+                f"    {f.start - at:+7.1f} s {f.kind} {f.target} ({f.note})"
+                for f in (*o.faults, *o.crashes)
+                if at - BEFORE_S <= f.start <= at + AFTER_S
+            ]
+    for client, room, message in o.views.missing:
+        lines.append(f"client {client} (room {room}) saw {message!r}, which the stream lacks")
+    for client, room, message, seq, after in o.views.out_of_order:
+        lines.append(f"client {client} (room {room}) saw {message!r} (seq {seq}) after seq {after}")
+    return lines
