@@ -10,7 +10,7 @@ import hashlib
 import json
 import re
 
-__all__ = ["ID_LENGTH", "ID_PREFIX", "is_subscription_id", "subscription_id"]
+__all__ = ["ID_LENGTH", "ID_PREFIX", "is_subscription_id", "subscription_id", "webhook_id"]
 
 ID_PREFIX = "sub_"
 _ID_BYTES = 15
@@ -26,3 +26,10 @@ def subscription_id(room: str, url: str) -> str:
 def is_subscription_id(value: str) -> bool:
     """True for the shape `subscription_id` makes; anything else cannot name a subscription."""
     return _PATTERN.fullmatch(value) is not None
+
+
+def webhook_id(sub_id: str, stream_sequence: int) -> str:
+    """Unique per event and subscription, the same on every retry and redelivery: the stream
+    sequence of an event never changes, whichever dispatcher replica delivers it. It also says
+    where the event is in the stream, which is what a `since` of a new registration needs."""
+    return f"{sub_id}_{stream_sequence}"

@@ -17,6 +17,9 @@ registration made after it looked. The entry itself is still written with an ato
 registration, so listing one room reads only that room's keys. Its values are not
 Subscriptions; the dispatcher never watches this bucket.
 
+A registration made with a `since` starts earlier than the stream's end (`shared/replay.py`):
+the dispatcher reads its room from there, so it receives the held events first.
+
 Failure halfway: the index key is written before the entry, so a crash or a NATS outage in
 between leaves an index key without an entry; listing skips those and `sweep_orphans` removes
 them, and the positions of registrations that are gone.
@@ -47,10 +50,13 @@ from shared.bus import POSITIONS_BUCKET, SUBSCRIPTIONS_BUCKET, Bus
 from shared.direct import Stored
 from shared.ids import subscription_id
 from shared.leases import REGISTRY_BUCKET, lease, registry_bucket
-from shared.positions import position_key
+from shared.positions import Position, position_key
+from shared.replay import replay_start
+from shared.since import Since
 from shared.subjects import EVENTS_STREAM, room_token
 
 __all__ = [
+    "Gone",
     "Page",
     "Subscription",
     "count_subscriptions",
@@ -104,6 +110,15 @@ class Page:
     next_seq: int | None  # stream sequence to continue from; None: nothing more
 
 
+@dataclass(frozen=True, slots=True)
+class Gone:
+    """A registration just ended, and the last event its callback answered 200 as stored in
+    its position (0: none stored)."""
+
+    subscription: Subscription
+    delivered: int
+
+
 def new_secret() -> str:
     """A Standard Webhooks secret: `whsec_` and the base64 of 32 random bytes."""
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
@@ -136,17 +151,21 @@ async def get_subscription(bus: Bus, sub_id: str) -> Subscription | None:
 
 
 async def create_subscription(
-    bus: Bus, room: str, url: str, replicas: int = 1
+    bus: Bus, room: str, url: str, replicas: int = 1, since: Since | None = None
 ) -> tuple[Subscription, bool]:
-    """Store a registration; returns it and whether it is new (False: it existed already).
+    """Store a registration; returns it and whether it is new (False: it existed already, and
+    `since` is ignored).
 
-    In force when this returns: its `start_seq` was read before its entry was written. Once
-    begun, it runs to its end even if the caller is cancelled (shielded).
+    In force when this returns: its `start_seq` was read before its entry was written (with
+    `since`, it is that point, held between the oldest and the last stored event). Once begun,
+    it runs to its end even if the caller is cancelled (shielded).
     """
-    return await asyncio.shield(_create(bus, room, url, replicas))
+    return await asyncio.shield(_create(bus, room, url, replicas, since))
 
 
-async def _create(bus: Bus, room: str, url: str, replicas: int) -> tuple[Subscription, bool]:
+async def _create(
+    bus: Bus, room: str, url: str, replicas: int, since: Since | None
+) -> tuple[Subscription, bool]:
     sub_id = subscription_id(room, url)
     existing = await get_subscription(bus, sub_id)
     if existing is not None:
@@ -157,8 +176,10 @@ async def _create(bus: Bus, room: str, url: str, replicas: int) -> tuple[Subscri
         if existing is not None:
             return existing, False
         assert bucket is not None
-        stream = await bus.js.stream_info(EVENTS_STREAM)
-        start_seq = int(stream.state.last_seq)
+        state = (await bus.js.stream_info(EVENTS_STREAM)).state
+        start_seq = int(state.last_seq)
+        if since is not None:
+            start_seq = await replay_start(bus, room, since, int(state.first_seq), start_seq)
         subscription = Subscription(sub_id, room, url, new_secret(), _now(), start_seq)
         try:
             await bucket.put(_index_key(room, sub_id), sub_id.encode())
@@ -172,8 +193,9 @@ async def _create(bus: Bus, room: str, url: str, replicas: int) -> tuple[Subscri
         return subscription, True
 
 
-async def delete_subscription(bus: Bus, sub_id: str, revision: int | None = None) -> bool:
-    """End a registration: its entry, its index key and its position go. True if it existed.
+async def delete_subscription(bus: Bus, sub_id: str, revision: int | None = None) -> Gone | None:
+    """End a registration: its entry, its index key and its position go. None if there was
+    none (of that revision).
 
     With `revision`, only the entry of that revision is ended: a dispatcher ending the
     registration it read never ends a newer one of the same room and URL. Once begun, it runs
@@ -182,25 +204,39 @@ async def delete_subscription(bus: Bus, sub_id: str, revision: int | None = None
     return await asyncio.shield(_delete(bus, sub_id, revision))
 
 
-async def _delete(bus: Bus, sub_id: str, revision: int | None) -> bool:
+async def _delete(bus: Bus, sub_id: str, revision: int | None) -> Gone | None:
     if await _get_entry(bus, sub_id) is None:
-        return False
+        return None
     bucket = await registry_bucket(bus, None)
     async with lease(bucket, sub_id) as held:
         found = await _get_entry(bus, sub_id)
         if found is None or (revision is not None and found[1] != revision):
-            return False
+            return None
         subscription, current = found
         await held.confirm()
         try:
             await bus.subscriptions.delete(sub_id, last=current)
         except APIError as exc:  # changed since we read it: only a writer bypassing the lease
             log.warning("registration %s changed while ending it: %s", sub_id, exc)
-            return False
+            return None
         if bucket is not None:
             await bucket.delete(_index_key(subscription.room, sub_id))
-        await _purge(bus, POSITIONS_BUCKET, position_key(subscription.room, sub_id))
-        return True
+        key = position_key(subscription.room, sub_id)
+        delivered = await _delivered(bus, key, current)
+        await _purge(bus, POSITIONS_BUCKET, key)
+        return Gone(subscription, delivered)
+
+
+async def _delivered(bus: Bus, key: str, entry: int) -> int:
+    """The stored position of entry revision `entry` (0: none)."""
+    try:
+        stored = await bus.positions.get(key)
+    except (KeyNotFoundError, KeyDeletedError):
+        return 0
+    if not stored.value:
+        return 0
+    position = Position.from_json(stored.value)
+    return position.seq if position.entry == entry else 0
 
 
 async def _purge(bus: Bus, bucket: str, key: str) -> None:

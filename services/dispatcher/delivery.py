@@ -2,7 +2,7 @@
 
 Everything here is a pure function or a small value: what an HTTP answer means for a
 registration (`classify`), how long to wait before the next try and when to give up
-(`RetryPolicy`), the `webhook-id` of an event, and the signature a receiver checks (`sign`,
+(`RetryPolicy`), and the signature a receiver checks (`sign`,
 and `verify` for the receiver's side).
 """
 
@@ -25,7 +25,6 @@ __all__ = [
     "sign",
     "verify",
     "webhook_headers",
-    "webhook_id",
 ]
 
 
@@ -65,12 +64,6 @@ class RetryPolicy:
         if remaining <= 0:
             return None
         return min(backoff_delay(attempt, self.initial_s, self.max_s), remaining)
-
-
-def webhook_id(subscription_id: str, stream_sequence: int) -> str:
-    """Unique per event and subscription, the same on every retry and redelivery: the stream
-    sequence of an event never changes, whichever dispatcher replica delivers it."""
-    return f"{subscription_id}_{stream_sequence}"
 
 
 def _secret_key(secret: str) -> bytes:

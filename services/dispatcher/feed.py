@@ -42,6 +42,7 @@ class Feed:
         "flushed",
         "held",
         "hint",
+        "last_answered",
         "last_held",
         "position_revision",
         "read_ahead",
@@ -64,6 +65,7 @@ class Feed:
         self.read_ahead = read_ahead
         self.retired = False  # no longer served here: finish the POST in hand, nothing more
         self.ended = False  # its callback ended it
+        self.last_answered = 0  # the last event its callback answered 200 here; 0: none yet
 
     def takes(self, seq: int) -> bool:
         """Whether `offer` would take the event at `seq` (so the tail renders it only then)."""

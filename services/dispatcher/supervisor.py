@@ -31,6 +31,7 @@ from services.dispatcher.settings import DispatcherSettings
 from services.dispatcher.stall import LoopWatch
 from services.dispatcher.stream import Tail, held_event
 from services.dispatcher.worker import Deliverer, expired
+from shared.attempts import ensure_attempts_stream
 from shared.bus import Bus
 from shared.positions import partition_of
 from shared.subjects import EVENTS_STREAM, room_token
@@ -85,6 +86,9 @@ class Supervisor:
         while True:
             try:
                 await migrate(self.bus, self.registrations)
+                await ensure_attempts_stream(
+                    self.bus.js, self.settings.events_max_age_s, self.settings.nats_replicas
+                )
                 break
             except Exception as exc:  # NATS away: the old consumers wait
                 log.warning("migrating registrations failed, trying again: %r", exc)
@@ -97,6 +101,7 @@ class Supervisor:
             asyncio.create_task(self._flushing(), name="flush"),
             asyncio.create_task(self._marking(), name="watermarks"),
             asyncio.create_task(self._reconnects(), name="reconnects"),
+            asyncio.create_task(self.deliverer.attempts.run(), name="attempts"),
         ]
         try:
             await asyncio.gather(*tasks)

@@ -14,6 +14,8 @@ with the next event it offers.
   counted on a clock that stands still while the process did (`stall.py`). A registration is
   ended only by its callback's answer, or its silence for the whole window.
 - Retiring (the partition moved, or shutdown): the POST in hand is finished, nothing more.
+- Every POST is recorded (`attempts.py`, without waiting on NATS), and a registration it ends
+  leaves a record of why (`shared/ended.py`), with the last event its callback answered 200.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ import logging
 import time
 from collections.abc import Callable
 
-from services.dispatcher.delivery import Outcome, RetryPolicy, classify, webhook_headers, webhook_id
+from services.dispatcher.attempts import AttemptLog
+from services.dispatcher.delivery import Outcome, RetryPolicy, classify, webhook_headers
 from services.dispatcher.feed import Feed, HeldEvent
 from services.dispatcher.http import CallbackClient, NoAnswer
 from services.dispatcher.metrics import DELIVERIES, ENDED, EXPIRED, LATENCY, RETRIES
@@ -32,6 +35,9 @@ from services.dispatcher.stall import LoopWatch
 from services.dispatcher.stream import read_room
 from shared.bus import Bus
 from shared.direct import DirectReader
+from shared.ended import Ended, EndedLog, Reason
+from shared.ids import webhook_id
+from shared.since import rfc3339
 from shared.subjects import EVENTS_STREAM
 from shared.subscriptions import Subscription, delete_subscription
 
@@ -66,6 +72,8 @@ class Deliverer:
             settings.dispatch_backoff_max_s,
         )
         self.reads = asyncio.Semaphore(settings.dispatch_read_concurrency)
+        self.attempts = AttemptLog(bus)
+        self.ended = EndedLog(settings.events_max_age_s, settings.nats_replicas)
         self._first_seq = (0, float("-inf"))  # (stream's first sequence, when read)
 
     async def serve(self, feed: Feed) -> None:
@@ -116,16 +124,18 @@ class Deliverer:
         attempt = 0
         first_failure = 0.0
         while True:
-            started = time.monotonic()
+            started, wall = time.monotonic(), time.time()
             status, error = await self._post(feed, msg_id, event.body)
+            self.attempts.record(feed.sub.id, msg_id, wall, status, error)
             outcome = classify(status)
             _COUNTED[outcome].inc()
             if outcome is Outcome.DELIVERED:
                 LATENCY.observe(max(0.0, time.time() - event.stored_at))
+                feed.last_answered = event.seq
                 return True
             if outcome is Outcome.REFUSED:
                 log.info("callback answered %s; ending %s", status, feed.sub.id)
-                await self._end(feed, "status")
+                await self._end(feed, "status", status)
                 return False
             if feed.retired:
                 return False
@@ -138,7 +148,7 @@ class Deliverer:
             delay = self.retry.next_delay(attempt, first_failure, now)
             if delay is None:
                 log.info("callback unreachable (%s); ending %s", error, feed.sub.id)
-                await self._end(feed, "unreachable")
+                await self._end(feed, "no_answer")
                 return False
             RETRIES.inc()
             attempt += 1
@@ -151,20 +161,39 @@ class Deliverer:
         except NoAnswer as exc:
             return None, str(exc)
 
-    async def _end(self, feed: Feed, reason: str) -> None:
-        """Remove the registration that was read (its revision), retrying while NATS is away.
-        Shielded: the entry's deletion makes the supervisor retire this feed."""
-        ENDED.labels(reason).inc()
+    async def _end(self, feed: Feed, reason: Reason, status: int | None = None) -> None:
+        """Remove the registration that was read (its revision) and record why, retrying while
+        NATS is away. Shielded: the entry's deletion makes the supervisor retire this feed."""
+        ENDED.labels("unreachable" if reason == "no_answer" else reason).inc()
         feed.ended = True
-        await asyncio.shield(self._remove(feed))
+        await asyncio.shield(self._remove(feed, reason, status))
 
-    async def _remove(self, feed: Feed) -> None:
-        while True:
+    async def _remove(self, feed: Feed, reason: Reason, status: int | None) -> None:
+        gone = None
+        while gone is None:
             try:
-                await delete_subscription(self.bus, feed.sub.id, revision=feed.entry)
-                return
+                gone = await delete_subscription(self.bus, feed.sub.id, revision=feed.entry)
+                if gone is None:  # deleted or ended meanwhile, by someone who said why
+                    return
             except Exception as exc:
                 log.warning("cannot end %s yet: %r", feed.sub.id, exc)
+                await asyncio.sleep(1)
+        last = max(feed.last_answered, gone.delivered)
+        ended = Ended(
+            id=feed.sub.id,
+            room=feed.sub.room,
+            url=feed.sub.url,
+            ended_at=rfc3339(time.time(), digits=0),
+            reason=reason,
+            status=status,
+            last_webhook_id=webhook_id(feed.sub.id, last) if last else None,
+        )
+        while True:
+            try:
+                await self.ended.record(self.bus, ended)
+                return
+            except Exception as exc:
+                log.warning("cannot record why %s ended yet: %r", feed.sub.id, exc)
                 await asyncio.sleep(1)
 
 

@@ -12,8 +12,9 @@ from fastapi import FastAPI
 from services.registry.bodylimit import MAX_BODY_BYTES, BodyLimit
 from services.registry.deps import token_digests
 from services.registry.errors import install_error_handlers
+from services.registry.history import History
 from services.registry.openapi import DESCRIPTION, TAGS, TITLE
-from services.registry.routes import health, servlet, subscriptions
+from services.registry.routes import attempts, health, servlet, subscriptions
 from services.registry.settings import RegistrySettings
 from services.registry.upkeep import Upkeep
 from shared.bus import BusHolder
@@ -43,11 +44,13 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.holder = holder
     app.state.upkeep = upkeep
+    app.state.history = History(settings.events_max_age_s, settings.nats_replicas)
     app.state.prefixes = settings.prefixes()
     app.state.token_digests = token_digests(settings.tokens())
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     install_error_handlers(app)
     app.include_router(health.router(holder))
     app.include_router(subscriptions.router)
+    app.include_router(attempts.router)
     app.include_router(servlet.router)
     return app

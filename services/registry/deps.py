@@ -13,6 +13,7 @@ from fastapi import Depends, HTTPException, Path, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from services.registry.history import History
 from services.registry.ids import EXAMPLE_ID
 from services.registry.registrar import Registrar
 from services.registry.upkeep import Upkeep
@@ -22,6 +23,7 @@ __all__ = [
     "UNAUTHORISED_DETAIL",
     "Auth",
     "BusDep",
+    "HistoryDep",
     "RegistrarDep",
     "SubId",
     "UpkeepDep",
@@ -100,10 +102,16 @@ async def current_upkeep(request: Request) -> Upkeep:
     return upkeep
 
 
+async def current_history(request: Request) -> History:
+    history: History = request.app.state.history
+    return history
+
+
 Auth = Depends(authorise)
 BusDep = Annotated[Bus, Depends(current_bus)]
 RegistrarDep = Annotated[Registrar, Depends(current_registrar)]
 UpkeepDep = Annotated[Upkeep, Depends(current_upkeep)]
+HistoryDep = Annotated[History, Depends(current_history)]
 SubId = Annotated[
     str, Path(description="the `id` the registration answered", examples=[EXAMPLE_ID])
 ]

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi.responses import JSONResponse
+
 from services.registry.bodylimit import MAX_BODY_BYTES
 from services.registry.deps import UNAUTHORISED_DETAIL
-from services.registry.schemas import Error
+from services.registry.schemas import ENDED_EXAMPLE, EndedOut, Error
 
 __all__ = [
     "DESCRIPTION",
     "NOT_FOUND",
+    "NOT_FOUND_OR_ENDED",
     "TAGS",
     "TEXT",
     "TITLE",
@@ -20,6 +23,7 @@ __all__ = [
     "UNAVAILABLE",
     "Responses",
     "error",
+    "not_found",
 ]
 
 Responses = dict[int | str, dict[str, Any]]
@@ -46,7 +50,13 @@ room after the 201 (or 200) answer, including that room's `create` if it does no
 registration (without its secret). The id is derived from room and URL.
 
 **Ended by the callback.** A callback that answers anything but 200, or does not answer for
-`DISPATCH_RETRY_WINDOW_S`, is unregistered: `GET` on it then answers 404.
+`DISPATCH_RETRY_WINDOW_S`, is unregistered: `GET` on it then answers 404, saying why, when, and
+the `webhook-id` of the last event the callback answered 200 (kept for `EVENTS_MAX_AGE_S`).
+`GET /v1/subscriptions/{id}/attempts` lists its last 100 delivery attempts, newest first.
+
+**Replay.** Registering with `since` (that `webhook-id`, or a time) first delivers the room's
+events the stream still holds after that point, in order, then the live ones: a callback
+ended by an error and registered again with the last `webhook-id` it processed misses nothing.
 
 **Signed.** Each POST carries Standard Webhooks headers (`webhook-id`, `webhook-timestamp`,
 `webhook-signature`), signed with the registration's `secret`, shown once in the 201 answer.
@@ -78,9 +88,31 @@ UNAUTHORISED: Responses = {401: error("no or wrong bearer token", UNAUTHORISED_D
 UNAVAILABLE: Responses = {
     503: error("NATS JetStream unreachable; nothing changed", "NATS is unavailable")
 }
+NOT_FOUND_DETAIL = "not found"
 NOT_FOUND: Responses = {
-    404: error("no such subscription (never made, deleted, or ended)", "no such subscription")
+    404: error("no such subscription (never made, or ended longer ago than kept)", "not found")
 }
+NOT_FOUND_OR_ENDED: Responses = {
+    404: {
+        "model": EndedOut | Error,
+        "description": "Ended (deleted, or by its callback's answer or silence): why and when, "
+        'kept for `EVENTS_MAX_AGE_S`; else `{"detail": "not found"}`',
+        "content": {
+            "application/json": {
+                "examples": {
+                    "ended": {"value": ENDED_EXAMPLE},
+                    "not found": {"value": {"detail": NOT_FOUND_DETAIL}},
+                }
+            }
+        },
+    }
+}
+
+
+def not_found() -> JSONResponse:
+    return JSONResponse({"detail": NOT_FOUND_DETAIL}, status_code=404)
+
+
 TOO_LARGE: Responses = {
     413: error(
         f"body over {MAX_BODY_BYTES // 1024} KiB",

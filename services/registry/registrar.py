@@ -9,6 +9,7 @@ from services.registry.metrics import REGISTRATIONS
 from services.registry.prefix import PrefixList, Url
 from services.registry.upkeep import Upkeep
 from shared.bus import Bus
+from shared.since import Since
 from shared.subscriptions import Subscription, create_subscription
 
 __all__ = ["Registrar"]
@@ -28,9 +29,12 @@ class Registrar:
         REGISTRATIONS.labels("unauthorized_url").inc()
         return False
 
-    async def register(self, room: str, url: str) -> tuple[Subscription, bool]:
-        """Store the registration of an admitted URL; returns it and whether it is new."""
-        sub, created = await create_subscription(self.bus, room, url, self.replicas)
+    async def register(
+        self, room: str, url: str, since: Since | None = None
+    ) -> tuple[Subscription, bool]:
+        """Store the registration of an admitted URL (starting at `since` if given and new);
+        returns it and whether it is new."""
+        sub, created = await create_subscription(self.bus, room, url, self.replicas, since)
         REGISTRATIONS.labels("created" if created else "existing").inc()
         if created:
             self.upkeep.changed()

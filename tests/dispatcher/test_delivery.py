@@ -16,8 +16,8 @@ from services.dispatcher.delivery import (
     sign,
     verify,
     webhook_headers,
-    webhook_id,
 )
+from shared.ids import webhook_id
 
 KEY = b"0123456789abcdef0123456789abcdef"
 SECRET = "whsec_" + base64.b64encode(KEY).decode()

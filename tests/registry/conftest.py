@@ -18,7 +18,9 @@ from nats.js.errors import NotFoundError
 
 from services.registry.app import create_app
 from services.registry.settings import RegistrySettings
+from shared.attempts import ATTEMPTS_STREAM
 from shared.bus import POSITIONS_BUCKET, SUBSCRIPTIONS_BUCKET, Bus
+from shared.ended import ENDED_BUCKET
 from shared.leases import REGISTRY_BUCKET
 from shared.subjects import EVENTS_STREAM
 from tests.conftest import NatsServer
@@ -43,8 +45,9 @@ async def clean_nats(module_nats: NatsServer) -> NatsServer:
     nc = await nats.connect(module_nats.url)
     try:
         js = nc.jetstream()
-        buckets = (SUBSCRIPTIONS_BUCKET, POSITIONS_BUCKET, REGISTRY_BUCKET)
-        for stream in (EVENTS_STREAM, *(f"KV_{bucket}" for bucket in buckets)):
+        buckets = (SUBSCRIPTIONS_BUCKET, POSITIONS_BUCKET, REGISTRY_BUCKET, ENDED_BUCKET)
+        streams = (EVENTS_STREAM, ATTEMPTS_STREAM)
+        for stream in (*streams, *(f"KV_{bucket}" for bucket in buckets)):
             with contextlib.suppress(NotFoundError):
                 await js.delete_stream(stream)
     finally:

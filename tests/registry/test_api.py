@@ -7,6 +7,7 @@ import asyncio
 import base64
 import re
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 import pytest
@@ -244,10 +245,22 @@ async def test_get_and_delete(client: httpx.AsyncClient) -> None:
     assert deleted.status_code == 204
     assert deleted.content == b""
     assert not await consumers(bus)
-    assert (await client.get(f"/v1/subscriptions/{created['id']}")).status_code == 404
+    ended = await client.get(f"/v1/subscriptions/{created['id']}")
+    assert ended.status_code == 404
+    body = ended.json()
+    assert RFC3339_UTC.fullmatch(body.pop("ended_at"))
+    assert body == {
+        "detail": "ended",
+        "id": created["id"],
+        "room": "Lobby",
+        "url": URL,
+        "reason": "deleted",
+        "status": None,
+        "last_webhook_id": None,
+    }
     again = await client.delete(f"/v1/subscriptions/{created['id']}")
     assert again.status_code == 404
-    assert again.json() == {"detail": "no such subscription"}
+    assert again.json() == {"detail": "not found"}
     assert (await client.get("/v1/subscriptions", params={"room": "Lobby"})).json()["items"] == []
 
     renewed = await post(client, "Lobby", URL)  # same id, a new secret
@@ -260,8 +273,72 @@ async def test_get_and_delete(client: httpx.AsyncClient) -> None:
     "sub_id", ["sub_aaaaaaaaaaaaaaaaaaaaaaaa", "nope", "sub_", "sub_..", "x" * 300, "sub_a%2Fb"]
 )
 async def test_unknown_id_is_404(client: httpx.AsyncClient, sub_id: str) -> None:
-    assert (await client.get(f"/v1/subscriptions/{sub_id}")).status_code == 404
-    assert (await client.delete(f"/v1/subscriptions/{sub_id}")).status_code == 404
+    for answer in (
+        await client.get(f"/v1/subscriptions/{sub_id}"),
+        await client.delete(f"/v1/subscriptions/{sub_id}"),
+        await client.get(f"/v1/subscriptions/{sub_id}/attempts"),
+    ):
+        assert answer.status_code == 404
+        if "/" not in unquote(sub_id):  # else no route matches at all
+            assert answer.json() == {"detail": "not found"}
+
+
+async def test_an_ended_registration_is_told_for_events_max_age_s(
+    make_client: ClientFactory,
+) -> None:
+    client = await make_client(events_max_age_s="1")
+    created = (await post(client, "Lobby", URL)).json()
+    assert (await client.delete(f"/v1/subscriptions/{created['id']}")).status_code == 204
+    ended = await client.get(f"/v1/subscriptions/{created['id']}")
+    assert ended.json()["detail"] == "ended"
+    attempts = await client.get(f"/v1/subscriptions/{created['id']}/attempts")
+    assert attempts.json() == {"items": [], "next": None}
+    for _ in range(50):
+        await asyncio.sleep(0.1)
+        ended = await client.get(f"/v1/subscriptions/{created['id']}")
+        if ended.json() == {"detail": "not found"}:
+            break
+    assert (ended.status_code, ended.json()) == (404, {"detail": "not found"})
+
+
+async def test_a_malformed_since_is_422_and_changes_nothing(client: httpx.AsyncClient) -> None:
+    for since in ("", "yesterday", "2026-11-25T16:18:42", "sub_x_1", 12, None, "9" * 65):
+        body = {"room": "Lobby", "url": URL, "since": since}
+        answer = await client.post("/v1/subscriptions", json=body)
+        if since is None:  # null is the same as absent
+            assert answer.status_code == 201 and "replay_from" not in answer.json()
+            assert (
+                await client.delete(f"/v1/subscriptions/{answer.json()['id']}")
+            ).status_code == 204
+            continue
+        assert answer.status_code == 422, since
+        assert answer.json()["detail"][0]["loc"] == ["body", "since"]
+    assert (await client.get("/v1/subscriptions")).json()["items"] == []
+
+
+async def test_since_sets_start_seq_within_what_is_held(client: httpx.AsyncClient) -> None:
+    bus: Bus = client.bus  # type: ignore[attr-defined]
+    for n in range(5):
+        await bus.js.publish(
+            event_subject("Lobby", "chat"), to_json(ChatEvent("Lobby", "u", f"m{n}"))
+        )
+    await bus.js.publish(event_subject("Other", "chat"), to_json(ChatEvent("Other", "u", "x")))
+    sub_id = subscription_id("Lobby", URL)
+    cases = [
+        (f"{sub_id}_2", 2, True),  # after sequence 2
+        (f"{sub_id}_99", 6, False),  # not stored yet: from the end, nothing skipped
+        ("1999-01-01T00:00:00Z", 0, True),  # the oldest held
+        ("2999-01-01T00:00:00Z", 6, False),
+    ]
+    for since, start, replays in cases:
+        answer = await client.post(
+            "/v1/subscriptions", json={"room": "Lobby", "url": URL, "since": since}
+        )
+        assert answer.status_code == 201, answer.text
+        assert (answer.json()["replay_from"] is not None) is replays, since
+        sub = await get_subscription(bus, sub_id)
+        assert sub is not None and sub.start_seq == start, since
+        assert (await client.delete(f"/v1/subscriptions/{sub_id}")).status_code == 204
 
 
 # --- GET /v1/subscriptions ---------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Response
@@ -9,9 +11,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from services.registry.cursor import CursorError, decode_cursor, encode_cursor
-from services.registry.deps import Auth, BusDep, RegistrarDep, SubId, UpkeepDep
+from services.registry.deps import Auth, BusDep, HistoryDep, RegistrarDep, SubId, UpkeepDep
 from services.registry.metrics import DELETIONS
-from services.registry.openapi import NOT_FOUND, TOO_LARGE, UNAUTHORISED, UNAVAILABLE, error
+from services.registry.openapi import (
+    NOT_FOUND,
+    NOT_FOUND_OR_ENDED,
+    TOO_LARGE,
+    UNAUTHORISED,
+    UNAVAILABLE,
+    error,
+    not_found,
+)
 from services.registry.schemas import (
     Room,
     SubscriptionCreate,
@@ -20,6 +30,8 @@ from services.registry.schemas import (
     SubscriptionOut,
 )
 from shared.ids import is_subscription_id
+from shared.replay import first_event_at
+from shared.since import parse_since, rfc3339
 from shared.subscriptions import (
     Subscription,
     delete_subscription,
@@ -28,6 +40,8 @@ from shared.subscriptions import (
 )
 
 __all__ = ["LIST_LIMIT_MAX", "router"]
+
+log = logging.getLogger(__name__)
 
 LIST_LIMIT_MAX = 100
 
@@ -56,18 +70,25 @@ def _out(sub: Subscription) -> SubscriptionOut:
         **UNAVAILABLE,
     },
 )
-async def register(body: SubscriptionCreate, registrar: RegistrarDep) -> Response:
+async def register(body: SubscriptionCreate, registrar: RegistrarDep, bus: BusDep) -> Response:
     """From the moment this answers 201 (or 200), every event the chat service accepts for
-    the room reaches the URL, in order. Malformed input gets 422 and changes nothing."""
+    the room reaches the URL, in order. With `since`, the room's events the stream holds after
+    that point come first (and the 201 says from when, in `replay_from`). Malformed input gets
+    422 and changes nothing."""
     if not registrar.admits(body.url):
         raise HTTPException(403, "unauthorized URL")
-    sub, created = await registrar.register(body.room, body.url)
-    if created:
-        created_body = SubscriptionCreated(
-            id=sub.id, room=sub.room, url=sub.url, secret=sub.secret, created_at=sub.created_at
-        )
-        return JSONResponse(created_body.model_dump(), status_code=201)
-    return JSONResponse(_out(sub).model_dump(), status_code=200)
+    since = None if body.since is None else parse_since(body.since)
+    sub, created = await registrar.register(body.room, body.url, since)
+    if not created:
+        return JSONResponse(_out(sub).model_dump(), status_code=200)
+    created_body = SubscriptionCreated(
+        id=sub.id, room=sub.room, url=sub.url, secret=sub.secret, created_at=sub.created_at
+    )
+    if since is None:
+        return JSONResponse(created_body.model_dump(exclude={"replay_from"}), status_code=201)
+    first = await first_event_at(bus, sub.room, sub.start_seq or 0)
+    created_body.replay_from = None if first is None else rfc3339(first)
+    return JSONResponse(created_body.model_dump(), status_code=201)
 
 
 @router.get(
@@ -110,14 +131,20 @@ async def list_(
     "/{sub_id}",
     summary="Fetch one subscription (without its secret)",
     response_model=SubscriptionOut,
-    responses={**NOT_FOUND, **UNAUTHORISED, **UNAVAILABLE},
+    responses={**NOT_FOUND_OR_ENDED, **UNAUTHORISED, **UNAVAILABLE},
 )
-async def get(sub_id: SubId, bus: BusDep) -> SubscriptionOut:
-    """404 once a callback's answer (anything but 200) has ended it."""
-    sub = await get_subscription(bus, sub_id) if is_subscription_id(sub_id) else None
-    if sub is None:
-        raise HTTPException(404, "no such subscription")
-    return _out(sub)
+async def get(sub_id: SubId, bus: BusDep, history: HistoryDep) -> Response:
+    """404 once it has ended, saying why (`"detail": "ended"`) for `EVENTS_MAX_AGE_S`; after
+    that, or for an id never made, `{"detail": "not found"}`."""
+    if not is_subscription_id(sub_id):
+        return not_found()
+    sub = await get_subscription(bus, sub_id)
+    if sub is not None:
+        return JSONResponse(_out(sub).model_dump())
+    ended = await history.ended.find(bus, sub_id)
+    if ended is None:
+        return not_found()
+    return JSONResponse({"detail": "ended", **asdict(ended)}, status_code=404)
 
 
 @router.delete(
@@ -132,12 +159,17 @@ async def get(sub_id: SubId, bus: BusDep) -> SubscriptionOut:
         **UNAVAILABLE,
     },
 )
-async def delete(sub_id: SubId, bus: BusDep, upkeep: UpkeepDep) -> Response:
-    """Its undelivered events are dropped. Registering the same room and URL again later
-    gives the same id with a new secret."""
-    if not is_subscription_id(sub_id) or not await delete_subscription(bus, sub_id):
+async def delete(sub_id: SubId, bus: BusDep, upkeep: UpkeepDep, history: HistoryDep) -> Response:
+    """Its undelivered events are dropped; `GET` then answers 404 with `"reason": "deleted"`.
+    Registering the same room and URL again later gives the same id with a new secret."""
+    gone = await delete_subscription(bus, sub_id) if is_subscription_id(sub_id) else None
+    if gone is None:
         DELETIONS.labels("not_found").inc()
-        raise HTTPException(404, "no such subscription")
+        return not_found()
     DELETIONS.labels("deleted").inc()
     upkeep.changed()
+    try:
+        await history.deleted(bus, gone)
+    except Exception as exc:  # it is deleted all the same: GET will say "not found"
+        log.warning("cannot record that %s was deleted: %r", sub_id, exc)
     return Response(status_code=204)
