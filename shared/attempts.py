@@ -17,7 +17,7 @@ would be up to 100 round trips a page for the same data.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
@@ -44,26 +44,28 @@ def attempts_subject(sub_id: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Attempt:
-    """One POST to a callback, as `GET .../attempts` lists it."""
+    """One POST to a callback. Stored as a compact JSON array (the dispatcher writes one per
+    POST, so it is kept cheap to make); the registry turns it into the API's item."""
 
-    at: str  # RFC 3339, UTC, milliseconds: when the POST started
+    at: float  # unix time the POST started
     webhook_id: str
     status: int | None  # the callback's answer; None: none came
     error: str | None  # why there was no answer; None when there was one
     duration_ms: float
 
     def to_json(self) -> bytes:
-        return json.dumps(asdict(self), separators=(",", ":")).encode()
+        fields = [self.at, self.webhook_id, self.status, self.error, self.duration_ms]
+        return json.dumps(fields, separators=(",", ":")).encode()
 
     @classmethod
     def from_json(cls, data: bytes) -> Attempt:
-        found = json.loads(data)
+        at, webhook_id, status, error, duration_ms = json.loads(data)
         return cls(
-            at=str(found["at"]),
-            webhook_id=str(found["webhook_id"]),
-            status=None if found["status"] is None else int(found["status"]),
-            error=None if found["error"] is None else str(found["error"]),
-            duration_ms=float(found["duration_ms"]),
+            at=float(at),
+            webhook_id=str(webhook_id),
+            status=None if status is None else int(status),
+            error=None if error is None else str(error),
+            duration_ms=float(duration_ms),
         )
 
 

@@ -21,7 +21,6 @@ from collections import deque
 
 from shared.attempts import Attempt, attempts_subject
 from shared.bus import Bus
-from shared.since import rfc3339
 
 __all__ = ["AttemptLog"]
 
@@ -42,13 +41,8 @@ class AttemptLog:
         self, sub_id: str, msg_id: str, started: float, status: int | None, error: str | None
     ) -> None:
         """One POST that started at unix time `started` and ended now."""
-        attempt = Attempt(
-            at=rfc3339(started),
-            webhook_id=msg_id,
-            status=status,
-            error=error,
-            duration_ms=round((time.time() - started) * 1000, 1),
-        )
+        duration_ms = round((time.time() - started) * 1000, 1)
+        attempt = Attempt(started, msg_id, status, error, duration_ms)
         if len(self.waiting) >= BUFFER:
             self.waiting.popleft()
             self.dropped += 1

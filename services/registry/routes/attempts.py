@@ -14,6 +14,7 @@ from services.registry.openapi import NOT_FOUND, UNAUTHORISED, UNAVAILABLE, not_
 from services.registry.schemas import AttemptList, AttemptOut
 from shared.attempts import KEPT
 from shared.ids import is_subscription_id
+from shared.since import rfc3339
 from shared.subscriptions import get_subscription
 
 __all__ = ["router"]
@@ -55,7 +56,16 @@ async def attempts(
         return not_found()
     items, following = newest_page(await history.attempts(bus, sub_id), start, limit)
     page = AttemptList(
-        items=[AttemptOut.model_validate(item, from_attributes=True) for item in items],
+        items=[
+            AttemptOut(
+                at=rfc3339(item.at),
+                webhook_id=item.webhook_id,
+                status=item.status,
+                error=item.error,
+                duration_ms=item.duration_ms,
+            )
+            for item in items
+        ],
         next=None if following is None else encode_cursor(following, None, attempts_of=sub_id),
     )
     return JSONResponse(page.model_dump())
