@@ -6,9 +6,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 SCALE_COUNTS ?= 1000,10000,100000
+REPLAY_EVENTS ?= 100000
 
 # The modules with no I/O: their tests must reach every line and branch (`make test` checks).
 PURE_MODULES := shared/codec.py shared/events.py shared/names.py shared/subjects.py shared/ids.py \
+  shared/since.py \
   shared/positions.py services/registry/prefix.py services/registry/cursor.py \
   services/registry/ids.py services/dispatcher/delivery.py services/dispatcher/assignment.py \
   services/dispatcher/feed.py services/dispatcher/guard.py services/chat/protocol.py \
@@ -73,6 +75,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench.connections $(CONN_ARGS)
 	$(BIN)/python bench/dispatcher_bench.py
 	$(BIN)/python -m bench.scale --counts $(SCALE_COUNTS)
+	$(BIN)/python -m bench.replay --events $(REPLAY_EVENTS)
 
 bench-dispatcher: $(STAMP)
 	$(BIN)/python bench/dispatcher_bench.py
