@@ -35,6 +35,13 @@ USER_AGENT = "volano-dispatcher/0.1"
 _parsed_url = functools.lru_cache(maxsize=4096)(httpx.URL)  # bounded: URLs come and go
 
 
+def _why(exc: Exception, timeout_s: float) -> str:
+    """What went wrong, as an attempt's `error` shows it."""
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {timeout_s:g} s"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
 class NoAnswer(Exception):
     """No HTTP status came back: refused, reset, timed out, or not HTTP."""
 
@@ -73,7 +80,7 @@ class CallbackClient:
                     await response.aclose()
         except Exception as exc:
             if status is None:
-                raise NoAnswer(f"{type(exc).__name__}: {exc}") from exc
+                raise NoAnswer(_why(exc, self.timeout_s)) from exc
         return status
 
     async def aclose(self) -> None:

@@ -247,7 +247,7 @@ class AttemptOut(BaseModel):
                     "at": "2026-11-25T17:02:11.412Z",
                     "webhook_id": EXAMPLE_WEBHOOK_ID,
                     "status": None,
-                    "error": "timed out after 10.0 s",
+                    "error": "no answer within 10 s",
                     "duration_ms": 10001.3,
                 }
             ]
