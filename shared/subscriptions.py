@@ -22,7 +22,7 @@ the dispatcher reads its room from there, so it receives the held events first.
 
 Failure halfway: the index key is written before the entry, so a crash or a NATS outage in
 between leaves an index key without an entry; listing skips those and `sweep_orphans` removes
-them, and the positions of registrations that are gone.
+them, and the positions of registrations that are gone (`shared/sweep.py`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ import contextlib
 import json
 import logging
 import secrets
-import time
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -59,15 +58,18 @@ __all__ = [
     "Gone",
     "Page",
     "Subscription",
+    "bucket_key",
     "count_subscriptions",
     "create_subscription",
     "delete_subscription",
+    "get_entry",
     "get_subscription",
     "list_page",
     "list_subscriptions",
     "new_secret",
+    "purge_key",
+    "scan_bucket",
     "subscription_id",
-    "sweep_orphans",
 ]
 
 MAX_SCAN = 1000  # stream messages one page may look at (skipping deleted ones)
@@ -135,7 +137,7 @@ def _index_key(room: str, sub_id: str) -> str:
 # --- the store ---------------------------------------------------------------------------------
 
 
-async def _get_entry(bus: Bus, sub_id: str) -> tuple[Subscription, int] | None:
+async def get_entry(bus: Bus, sub_id: str) -> tuple[Subscription, int] | None:
     try:
         entry = await bus.subscriptions.get(sub_id)
     except (KeyNotFoundError, KeyDeletedError):
@@ -146,7 +148,7 @@ async def _get_entry(bus: Bus, sub_id: str) -> tuple[Subscription, int] | None:
 
 
 async def get_subscription(bus: Bus, sub_id: str) -> Subscription | None:
-    found = await _get_entry(bus, sub_id)
+    found = await get_entry(bus, sub_id)
     return None if found is None else found[0]
 
 
@@ -205,11 +207,11 @@ async def delete_subscription(bus: Bus, sub_id: str, revision: int | None = None
 
 
 async def _delete(bus: Bus, sub_id: str, revision: int | None) -> Gone | None:
-    if await _get_entry(bus, sub_id) is None:
+    if await get_entry(bus, sub_id) is None:
         return None
     bucket = await registry_bucket(bus, None)
     async with lease(bucket, sub_id) as held:
-        found = await _get_entry(bus, sub_id)
+        found = await get_entry(bus, sub_id)
         if found is None or (revision is not None and found[1] != revision):
             return None
         subscription, current = found
@@ -223,7 +225,7 @@ async def _delete(bus: Bus, sub_id: str, revision: int | None) -> Gone | None:
             await bucket.delete(_index_key(subscription.room, sub_id))
         key = position_key(subscription.room, sub_id)
         delivered = await _delivered(bus, key, current)
-        await _purge(bus, POSITIONS_BUCKET, key)
+        await purge_key(bus, POSITIONS_BUCKET, key)
         return Gone(subscription, delivered)
 
 
@@ -239,7 +241,7 @@ async def _delivered(bus: Bus, key: str, entry: int) -> int:
     return position.seq if position.entry == entry else 0
 
 
-async def _purge(bus: Bus, bucket: str, key: str) -> None:
+async def purge_key(bus: Bus, bucket: str, key: str) -> None:
     """Remove every message of a key, markers included (a KV delete leaves one for ever)."""
     with contextlib.suppress(NotFoundError):
         await bus.js.purge_stream(f"KV_{bucket}", subject=f"$KV.{bucket}.{key}")
@@ -248,7 +250,7 @@ async def _purge(bus: Bus, bucket: str, key: str) -> None:
 SCAN_BATCH = 256  # messages per direct get when scanning a bucket
 
 
-async def _scan(bus: Bus, bucket: str, keys: str, after: int = 0) -> AsyncIterator[Stored]:
+async def scan_bucket(bus: Bus, bucket: str, keys: str, after: int = 0) -> AsyncIterator[Stored]:
     """The bucket's messages on `keys` after sequence `after`, oldest first, read in batches."""
     exhausted = False
     while not exhausted:
@@ -260,7 +262,7 @@ async def _scan(bus: Bus, bucket: str, keys: str, after: int = 0) -> AsyncIterat
             yield found
 
 
-def _key(bucket: str, found: Stored) -> str:
+def bucket_key(bucket: str, found: Stored) -> str:
     return found.subject.removeprefix(f"$KV.{bucket}.")
 
 
@@ -282,7 +284,7 @@ async def list_page(
     items: list[Subscription] = []
     seq = max(1, start_seq)
     scanned = 0
-    async for found in _scan(bus, bucket_name, keys, seq - 1):
+    async for found in scan_bucket(bus, bucket_name, keys, seq - 1):
         if len(items) == limit:  # there is at least one more message
             return Page(items, found.seq)
         if scanned == MAX_SCAN:
@@ -316,46 +318,3 @@ async def count_subscriptions(bus: Bus) -> int:
     ended registration's delete marker counts until `sweep_orphans` purges it (it stays long
     enough for every watcher to see the end)."""
     return int((await bus.js.stream_info(f"KV_{SUBSCRIPTIONS_BUCKET}")).state.messages)
-
-
-async def sweep_orphans(bus: Bus, min_age_s: float = 300.0) -> int:
-    """Delete index keys left without an entry by a create that failed halfway, positions of
-    registrations that are gone (a dispatcher that had not yet seen the end wrote one), and the
-    delete markers of ended registrations.
-
-    Only those older than `min_age_s` (far longer than a create takes) and, for index keys,
-    only under the registration's lease, so a create in progress is never disturbed. Returns
-    how many went.
-    """
-    removed = 0
-    bucket = await registry_bucket(bus, None)
-    cutoff = time.time() - min_age_s
-    if bucket is not None:
-        async for found in _older(bus, REGISTRY_BUCKET, "room.>", cutoff):
-            sub_id = found.data.decode()
-            if found.deleted or await _get_entry(bus, sub_id) is not None:
-                continue
-            async with lease(bucket, sub_id):
-                if await _get_entry(bus, sub_id) is None:
-                    await bucket.delete(_key(REGISTRY_BUCKET, found))
-                    removed += 1
-    async for found in _older(bus, POSITIONS_BUCKET, ">", cutoff):
-        key = _key(POSITIONS_BUCKET, found)
-        sub_id = key.split(".", 1)[1]
-        if sub_id.startswith("sub_") and await _get_entry(bus, sub_id) is None:
-            await _purge(bus, POSITIONS_BUCKET, key)
-            removed += 1
-    async for found in _older(bus, SUBSCRIPTIONS_BUCKET, ">", cutoff):
-        if found.deleted:  # the delete marker of an ended registration
-            key = _key(SUBSCRIPTIONS_BUCKET, found)
-            async with lease(bucket, key):
-                if await _get_entry(bus, key) is None:
-                    await _purge(bus, SUBSCRIPTIONS_BUCKET, key)
-    return removed
-
-
-async def _older(bus: Bus, bucket: str, keys: str, cutoff: float) -> AsyncIterator[Stored]:
-    """The bucket's messages on `keys` stored before `cutoff`, oldest first."""
-    async for found in _scan(bus, bucket, keys):
-        if found.stored_at <= cutoff:
-            yield found

@@ -1,5 +1,5 @@
 """Background upkeep: the current-count gauge, and the sweep of orphans that creates failed
-halfway left behind (`shared.subscriptions.sweep_orphans`)."""
+halfway left behind (`shared.sweep.sweep_orphans`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import logging
 
 from services.registry.metrics import COUNT_EVERY_S, CURRENT
 from shared.bus import BusHolder
-from shared.subscriptions import count_subscriptions, sweep_orphans
+from shared.subscriptions import count_subscriptions
+from shared.sweep import sweep_orphans
 
 __all__ = ["SWEEP_EVERY_S", "Upkeep"]
 

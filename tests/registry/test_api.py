@@ -21,11 +21,8 @@ from shared.events import ChatEvent, to_json
 from shared.leases import REGISTRY_BUCKET
 from shared.positions import position_key
 from shared.subjects import EVENTS_STREAM, event_subject, room_token
-from shared.subscriptions import (
-    get_subscription,
-    subscription_id,
-    sweep_orphans,
-)
+from shared.subscriptions import get_subscription, subscription_id
+from shared.sweep import sweep_orphans
 from tests.conftest import NatsServer
 from tests.registry.conftest import AUTH, ClientFactory
 
