@@ -183,6 +183,7 @@ class Run:
             injector.records,
             injector.crashes,
             s.min_faults,
+            {r.id: await registrar.why_ended(r.id) for r in results if r.ended},
         )
         print(f"chaos: seed {s.seed}, spread rooms {s.spread}; clients: {dict(traffic.stats)}")
         print(f"chaos: registrations: {dict(registrar.stats)}")

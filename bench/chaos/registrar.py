@@ -47,3 +47,15 @@ class Registrar:
                 self.stats[f"retried: {answer.status_code}"] += 1
                 await asyncio.sleep(0.5)
         raise TimeoutError(f"no registry stored {url} for {room!r} within {within_s} s")
+
+    async def why_ended(self, sub_id: str) -> str:
+        """What the registry says of a registration that is gone (its 404 says why it ended)."""
+        headers = {"Authorization": f"Bearer {self.token}"}
+        async with httpx.AsyncClient(timeout=10, headers=headers) as client:
+            for port in self.ports:
+                try:
+                    answer = await client.get(f"http://127.0.0.1:{port}/v1/subscriptions/{sub_id}")
+                except httpx.HTTPError:
+                    continue
+                return f"{answer.status_code} {answer.text}"
+        return "no registry answered"

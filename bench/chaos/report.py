@@ -12,8 +12,9 @@ from bench.chaos.inject import Record
 
 __all__ = ["Outcome", "details", "failures", "table"]
 
-BEFORE_S = 30.0  # faults this long before an event are listed beside it
+BEFORE_S = 20.0  # faults this long before an event are listed beside it
 AFTER_S = 5.0
+SHOWN = 10  # events answered unavailable yet stored: the first this many are shown
 
 
 @dataclass
@@ -28,6 +29,7 @@ class Outcome:
     faults: list[Record]
     crashes: list[Record]
     min_faults: int
+    ended_why: dict[str, str]  # registration id: what the registry says of it
 
     def total(self, name: str) -> int:
         return sum(len(getattr(r, name)) for r in self.results)
@@ -103,23 +105,41 @@ def _ranges(seqs: list[int]) -> list[tuple[int, int]]:
     return ranges
 
 
+def _faults_near(o: Outcome, at: float) -> list[str]:
+    return [
+        f"    {f.start - at:+7.1f} s .. {(f.end or f.start) - at:+7.1f} s {f.kind} {f.target}"
+        + (f" ({f.note})" if f.note else "")
+        for f in sorted((*o.faults, *o.crashes), key=lambda f: f.start)
+        if at - BEFORE_S <= f.start <= at + AFTER_S
+    ]
+
+
 def details(o: Outcome) -> list[str]:
-    """A paragraph per lost range or reordered event: registration, room, sequences, when the
-    stream stored it, and the faults from `BEFORE_S` before to `AFTER_S` after."""
+    """A paragraph per lost range, reordered or mismatched event (and the first few events
+    answered unavailable yet stored): registration, room, sequences, when the stream stored
+    it, and the faults from `BEFORE_S` before to `AFTER_S` after."""
     stored = {e.seq: e.stored_at for e in o.stream}
     lines = []
     for r in o.results:
+        if r.ended:
+            lines.append(f"{r.id} (room {r.room}) ended: {o.ended_why.get(r.id, '?')}")
         found = [(f"lost {a}..{b}", a) for a, b in _ranges(r.lost)]
         found += [(f"reordered {seq} after {after}", seq) for seq, after in r.reordered]
         found += [(f"mismatched {seq}", seq) for seq in r.mismatched]
         for what, seq in found:
             at = stored.get(seq, 0.0)
             lines.append(f"{r.id} (room {r.room}): {what}, stored at {at:.3f}")
-            lines += [
-                f"    {f.start - at:+7.1f} s {f.kind} {f.target} ({f.note})"
-                for f in (*o.faults, *o.crashes)
-                if at - BEFORE_S <= f.start <= at + AFTER_S
-            ]
+            lines += _faults_near(o, at)
+    where = {e.message: e for e in o.stream if e.message is not None}
+    for message in o.refused_stored[:SHOWN]:
+        e = where[message]
+        lines.append(
+            f"{message!r} (room {e.room}, seq {e.seq}) was answered unavailable, yet stored"
+            f" at {e.stored_at:.3f}"
+        )
+        lines += _faults_near(o, e.stored_at)
+    if len(o.refused_stored) > SHOWN:
+        lines.append(f"... and {len(o.refused_stored) - SHOWN} more answered unavailable, stored")
     for client, room, message in o.views.missing:
         lines.append(f"client {client} (room {room}) saw {message!r}, which the stream lacks")
     for client, room, message, seq, after in o.views.out_of_order:
