@@ -16,7 +16,14 @@ from shared.bus import Bus, connect
 from shared.settings import CommonSettings
 from shared.subjects import EVENTS_STREAM
 from tests.conftest import API_TOKEN, CallbackReceiver, Received, System
-from tests.dispatcher.support import feed, metric, numbers, wait_gone, wait_until
+from tests.dispatcher.support import (
+    feed,
+    feed_sequential,
+    metric,
+    numbers,
+    wait_gone,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -249,3 +256,29 @@ async def test_why_a_registration_ended_and_its_attempts(
             answer = await api.get(path)
             assert (answer.status_code, answer.json()) == (404, {"detail": "not found"})
     await bus.close()
+
+
+async def test_a_replay_meets_the_live_events_without_gap_or_duplicate(
+    system: System, receiver_factory: Any
+) -> None:
+    """Events keep coming while the registration is made and while it replays: the held ones,
+    then the live ones, each once, in order."""
+    receiver = receiver_factory()
+    registry = system.service("registry", EVENT_CALLBACK_PREFIX=receiver.url)
+    registry.start()
+    system.service("dispatcher", DISPATCH_READ_AHEAD="10").start()
+    room = "Busy"
+    bus = await connect(CommonSettings(nats_url=system.nats.url), "test")
+    try:
+        await feed(bus, room, 0, 400)
+        live = asyncio.create_task(feed_sequential(bus, room, 400, 700))
+        await asyncio.sleep(0.05)
+        async with httpx.AsyncClient(base_url=registry.base_url, headers=AUTH) as api:
+            answer = await register(api, room, receiver.url, since=f"sub_{'c' * 24}_100")
+            assert answer.status_code == 201, answer.text
+        await live
+        assert numbers(receiver.wait_for(600, timeout=30)) == list(range(100, 700))
+        await asyncio.sleep(0.3)
+        assert len(receiver.received) == 600
+    finally:
+        await bus.close()
