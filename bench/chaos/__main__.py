@@ -26,6 +26,7 @@ from bench.chaos.check import (
     StreamEvent,
     check_registration,
     check_views,
+    membership,
     refused_but_stored,
     stored_twice,
 )
@@ -184,6 +185,8 @@ class Run:
             injector.crashes,
             s.min_faults,
             {r.id: await registrar.why_ended(r.id) for r in results if r.ended},
+            *membership(stream),
+            traffic.ends(),
         )
         print(f"chaos: seed {s.seed}, spread rooms {s.spread}; clients: {dict(traffic.stats)}")
         print(f"chaos: registrations: {dict(registrar.stats)}")

@@ -13,11 +13,15 @@ each client session's chat frames for its room in the order they arrived (`View`
 - **mismatched**: a POST whose event is not the one the stream holds at its sequence, or that
   belongs to no event of the registration's room after its start;
 - **views**: every chat frame a client saw must be a stream event of its room (messages are
-  unique), and one session's frames must follow the stream's order.
+  unique), and one session's frames must follow the stream's order;
+- **membership**: replaying the stream's `enter`, `exit` and `kick` events, who is still in a
+  room when every client has left (an `exit` that never reached the stream), and which `exit`
+  or `kick` names someone not in the room.
 """
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -31,6 +35,7 @@ __all__ = [
     "ViewResult",
     "check_registration",
     "check_views",
+    "membership",
     "refused_but_stored",
     "stored_twice",
 ]
@@ -153,3 +158,26 @@ def refused_but_stored(stream: Iterable[StreamEvent], refused: Iterable[str]) ->
     """Chat messages whose sender was answered `unavailable` that the stream holds anyway."""
     stored = {e.message for e in stream if e.message is not None}
     return sorted(m for m in refused if m in stored)
+
+
+def membership(
+    stream: Iterable[StreamEvent],
+) -> tuple[list[tuple[str, str]], list[tuple[str, str, int]]]:
+    """Who the stream leaves in a room at its end (room, user), and each `exit` or `kick`
+    (but a `remove`) of someone not in the room then (room, user, seq)."""
+    members: dict[str, set[str]] = {}
+    strays: list[tuple[str, str, int]] = []
+    for event in stream:
+        data = json.loads(event.data)
+        kind = data["kind"]
+        room = members.setdefault(event.room, set())
+        if kind == "enter":
+            room.add(data["user"])
+        elif kind in ("exit", "kick"):
+            user = data["user"] if kind == "exit" else data["to"]
+            if kind == "exit" or data["type"] == "remove":
+                if user not in room:
+                    strays.append((event.room, user, event.seq))
+                room.discard(user)
+    left = sorted((room, user) for room, users in members.items() for user in users)
+    return left, strays

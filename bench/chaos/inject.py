@@ -70,6 +70,7 @@ class Injector:
                     self.crashes.append(record)
                     self._write(record, "died on its own; starting it again")
                     await self._restart(process, record)
+                    record.end = time.time()
 
     def _lock(self, name: str) -> asyncio.Lock:
         return self._locks.setdefault(name, asyncio.Lock())

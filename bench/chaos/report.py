@@ -30,6 +30,9 @@ class Outcome:
     crashes: list[Record]
     min_faults: int
     ended_why: dict[str, str]  # registration id: what the registry says of it
+    left: list[tuple[str, str]]  # (room, user) still in a room when the stream ends
+    strays: list[tuple[str, str, int]]  # (room, user, seq): an exit of someone not there
+    sessions: dict[str, tuple[str, float, str]]  # user: (chat replica, when it ended, how)
 
     def total(self, name: str) -> int:
         return sum(len(getattr(r, name)) for r in self.results)
@@ -75,6 +78,8 @@ def _rows(o: Outcome) -> list[tuple[str, str, str]]:
         ("client sessions / chat frames seen", f"{o.views.sessions} / {o.views.frames}", ""),
         ("  frames not in the stream", str(len(o.views.missing)), "0"),
         ("  frames out of the stream's order", str(len(o.views.out_of_order)), "0"),
+        ("users the stream leaves in a room (exits missing)", str(len(o.left)), ""),
+        ("exits of users not in the room", str(len(o.strays)), ""),
         ("chat messages stored twice", str(len(o.twice)), ""),
         ("refused unavailable / of those stored", f"{o.refused} / {len(o.refused_stored)}", ""),
     ]
@@ -114,6 +119,14 @@ def _faults_near(o: Outcome, at: float) -> list[str]:
     ]
 
 
+def _killed(o: Outcome, replica: str, ended: float) -> bool:
+    """Whether a session on `replica` that ended at `ended` ended with a SIGKILL of it."""
+    return any(
+        f.target == replica and f.kind in ("sigkill", "crash") and f.start - 1 <= ended <= f.end + 1
+        for f in (*o.faults, *o.crashes)
+    )
+
+
 def details(o: Outcome) -> list[str]:
     """A paragraph per lost range, reordered or mismatched event (and the first few events
     answered unavailable yet stored): registration, room, sequences, when the stream stored
@@ -140,6 +153,20 @@ def details(o: Outcome) -> list[str]:
         lines += _faults_near(o, e.stored_at)
     if len(o.refused_stored) > SHOWN:
         lines.append(f"... and {len(o.refused_stored) - SHOWN} more answered unavailable, stored")
+    unexplained = [(r, u) for r, u in o.left if not _killed(o, *o.sessions.get(u, ("", 0, ""))[:2])]
+    if len(unexplained) < len(o.left):
+        lines.append(
+            f"{len(o.left) - len(unexplained)} users left in a room by the stream were on a chat"
+            " replica SIGKILLed as their session ended (no process left to publish their exits)"
+        )
+    for room, user in unexplained[:SHOWN]:
+        replica, ended, how = o.sessions.get(user, ("?", 0.0, "?"))
+        lines.append(f"{user} is left in {room}: on {replica}, session ended {how} at {ended:.3f}")
+        lines += _faults_near(o, ended)
+    if len(unexplained) > SHOWN:
+        lines.append(f"... and {len(unexplained) - SHOWN} more left in a room")
+    for room, user, seq in o.strays[:SHOWN]:
+        lines.append(f"exit of {user} from {room} (seq {seq}), who was not in it")
     for client, room, message in o.views.missing:
         lines.append(f"client {client} (room {room}) saw {message!r}, which the stream lacks")
     for client, room, message, seq, after in o.views.out_of_order:

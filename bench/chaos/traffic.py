@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import time
 from collections import Counter
 from typing import Any
 
@@ -30,10 +31,13 @@ REPLY_S = 15.0  # longer than CHAT_PUBLISH_TIMEOUT_S: a stalled NATS gets `unava
 
 
 class _Session:
-    def __init__(self, client: str, room: str) -> None:
+    def __init__(self, client: str, room: str, replica: int) -> None:
         self.client = client
         self.room = room
+        self.replica = replica
         self.messages: list[str] = []
+        self.ended = 0.0  # unix time
+        self.how = ""  # "left", or the exception that ended the connection
 
 
 class Traffic:
@@ -63,6 +67,10 @@ class Traffic:
     def views(self) -> list[View]:
         return [View(s.client, s.room, tuple(s.messages)) for s in self.sessions]
 
+    def ends(self) -> dict[str, tuple[str, float, str]]:
+        """Each session's user name: (its chat replica, when it ended, how)."""
+        return {s.client: (f"chat-{s.replica}", s.ended, s.how) for s in self.sessions}
+
     def stop(self) -> None:
         """Each client finishes its session (leaves its room) and stops."""
         self._stop.set()
@@ -83,7 +91,7 @@ class Traffic:
         await asyncio.sleep(rng.uniform(0, 2))
         while not self._stop.is_set():
             replica = own if self.spread else self.current[room]
-            name = f"r{r}u{slot}x{incarnation}"
+            session = _Session(f"r{r}u{slot}x{incarnation}", room, replica)
             incarnation += 1
             try:
                 async with websockets.connect(
@@ -93,9 +101,12 @@ class Traffic:
                     max_size=None,
                 ) as ws:
                     self.stats["connections"] += 1
-                    await self._session(ws, room, name, rng)
+                    await self._session(ws, session, rng)
+                session.how = "left"
             except (OSError, TimeoutError, websockets.WebSocketException) as exc:
-                self.stats[f"moved: {type(exc).__name__}"] += 1
+                session.how = type(exc).__name__
+                session.ended = time.time()
+                self.stats[f"moved: {session.how}"] += 1
                 other = (replica + 1) % len(self.ports)
                 if self.spread:
                     own = other
@@ -103,12 +114,13 @@ class Traffic:
                     self.current[room] = other
                 await asyncio.sleep(rng.uniform(0.2, 1.0))
                 continue
+            session.ended = time.time()
             await asyncio.sleep(rng.uniform(0, 2 * self.pause_s))
 
     async def _session(
-        self, ws: websockets.ClientConnection, room: str, name: str, rng: random.Random
+        self, ws: websockets.ClientConnection, session: _Session, rng: random.Random
     ) -> None:
-        session = _Session(name, room)
+        room, name = session.room, session.client
         reply = await self._request(ws, session, {"op": "enter", "room": room, "user": name})
         if reply["op"] != "entered":
             self.stats[f"enter refused: {reply.get('code')}"] += 1

@@ -12,6 +12,7 @@ from bench.chaos.check import (
     View,
     check_registration,
     check_views,
+    membership,
     refused_but_stored,
     stored_twice,
 )
@@ -19,7 +20,8 @@ from bench.chaos.check import (
 
 def chat(seq: int, room: str = "r", message: str | None = None) -> StreamEvent:
     text = message if message is not None else f"m{seq}"
-    return StreamEvent(seq, room, f'{{"room":"{room}","message":"{text}"}}', text, 1000.0 + seq)
+    data = f'{{"kind":"chat","room":"{room}","message":"{text}"}}'
+    return StreamEvent(seq, room, data, text, 1000.0 + seq)
 
 
 def post(event: StreamEvent) -> Delivery:
@@ -108,3 +110,25 @@ def test_messages_stored_twice_and_refusals_that_were_stored() -> None:
     assert stored_twice(stream) == ["m3"]
     assert stored_twice(STREAM) == []
     assert refused_but_stored(STREAM, ["m4", "never", "m1"]) == ["m1", "m4"]
+
+
+def member(seq: int, kind: str, user: str, kick: str = "") -> StreamEvent:
+    fields = {"enter": f'"user":"{user}"', "exit": f'"user":"{user}"'}
+    body = fields.get(kind, f'"from":"mod","to":"{user}","type":"{kick}"')
+    return StreamEvent(seq, "r", f'{{"kind":"{kind}","room":"r",{body}}}', None, 0.0)
+
+
+def test_membership_finds_who_never_left_and_exits_of_strangers() -> None:
+    stream = [
+        member(1, "enter", "ann"),
+        member(2, "enter", "bob"),
+        member(3, "enter", "cy"),
+        member(4, "exit", "ann"),
+        member(5, "kick", "bob", "disconnect"),  # its exit follows
+        member(6, "exit", "bob"),
+        member(7, "exit", "dan"),
+        member(8, "kick", "eve", "remove"),
+        chat(9),
+    ]
+    assert membership(stream) == ([("r", "cy")], [("r", "dan", 7), ("r", "eve", 8)])
+    assert membership([*stream, member(10, "kick", "cy", "remove")])[0] == []

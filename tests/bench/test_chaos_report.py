@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from bench.chaos.check import RegistrationResult, StreamEvent, ViewResult
 from bench.chaos.inject import Record
 from bench.chaos.report import Outcome, details, failures, table
@@ -14,7 +16,9 @@ def outcome(
     records = [
         Record("sigkill", "chat-0", 1000.0 + n, 1001.0 + n, "exit -9") for n in range(faults)
     ]
-    return Outcome(stream, results, views or ViewResult(3, 9), [], 2, ["m4"], 0, records, [], 3, {})
+    return Outcome(
+        stream, results, views or ViewResult(3, 9), [], 2, ["m4"], 0, records, [], 3, {}, [], [], {}
+    )
 
 
 def clean() -> RegistrationResult:
@@ -55,3 +59,17 @@ def test_a_lost_range_is_shown_with_the_faults_around_it() -> None:
         f"       {-3 + n:+.1f} s ..    {-2 + n:+.1f} s sigkill chat-0 (exit -9)" for n in range(3)
     ]
     assert any("'m4' (room r, seq 4) was answered unavailable" in line for line in lines)
+
+
+def test_users_left_in_a_room_by_a_sigkilled_chat_are_counted_the_others_shown() -> None:
+    o = dataclasses.replace(
+        outcome([clean()]),
+        left=[("r", "u1"), ("r", "u2")],
+        sessions={
+            "u1": ("chat-0", 1000.5, "ConnectionClosedError"),
+            "u2": ("chat-1", 1000.5, "left"),
+        },
+    )
+    lines = details(dataclasses.replace(o, refused_stored=[]))
+    assert lines[0].startswith("1 users left in a room by the stream were on a chat replica")
+    assert lines[1] == "u2 is left in r: on chat-1, session ended left at 1000.500"
