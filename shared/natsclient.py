@@ -24,7 +24,7 @@ from nats.aio.client import Client as _NatsClient
 from nats.errors import ConnectionClosedError, MaxPayloadError, OutboundBufferLimitError
 from nats.protocol.command import hpub_cmd
 
-__all__ = ["Client", "InlineHandler", "msg_id_header"]
+__all__ = ["Client", "InlineHandler", "header_block"]
 
 # (subject, payload, raw headers or empty) of one message, without a `Msg` object
 InlineHandler = Callable[[bytes, bytes, bytes], None]
@@ -32,10 +32,11 @@ InlineHandler = Callable[[bytes, bytes, bytes], None]
 _HEADER_LINE = b"NATS/1.0\r\n"
 
 
-def msg_id_header(msg_id: str) -> bytes:
-    """The header block of a publish carrying only JetStream's `Nats-Msg-Id` (ASCII, no CR/LF:
-    the caller's ids are generated, never user input)."""
-    return b"%sNats-Msg-Id: %s\r\n\r\n" % (_HEADER_LINE, msg_id.encode("ascii"))
+def header_block(pairs: tuple[tuple[str, str], ...]) -> bytes:
+    """A NATS header block of (name, value) pairs, such as JetStream's `Nats-Msg-Id` (ASCII, no
+    CR/LF: the callers' names and values are generated, never user input)."""
+    lines = b"".join(b"%s: %s\r\n" % (k.encode("ascii"), v.encode("ascii")) for k, v in pairs)
+    return _HEADER_LINE + lines + b"\r\n"
 
 
 def _kick() -> asyncio.Future[None]:
@@ -71,7 +72,7 @@ class Client(_NatsClient):
         super()._remove_sub(sid, max_msgs)
 
     def publish_nowait(self, subject: str, payload: bytes, reply: str, header: bytes) -> None:
-        """Queue one publish (with a header block from `msg_id_header`) for nats-py's flusher.
+        """Queue one publish (with a header block from `header_block`) for nats-py's flusher.
 
         Raises as `publish` would if the client is closed or not connected (the chat then
         answers `unavailable`; it never queues events for a reconnect it cannot promise), if

@@ -13,11 +13,13 @@ from fastapi.responses import FileResponse, PlainTextResponse
 from starlette.websockets import WebSocketDisconnect
 
 from services.chat.bans import Bans
+from services.chat.cluster import Cluster
 from services.chat.connection import Close, Connection
 from services.chat.frames import Outgoing
 from services.chat.hosts import ForwardedForError, TrustedProxies, client_host
 from services.chat.limits import Origins
 from services.chat.publisher import Publisher
+from services.chat.replicas import Replicas
 from services.chat.server import ChatServer
 from services.chat.settings import ChatSettings
 from services.chat.wsserver import LINK, ChatWebSocketProtocol
@@ -34,6 +36,7 @@ STATIC = Path(__file__).parent / "static"
 # 600 bytes, so a client is dropped once this many bytes per queued frame are waiting for it
 SEND_BYTES_PER_FRAME = 512
 CLOSE_POLICY_VIOLATION = 1008  # one connection too many from an address
+CLOSE_TRY_AGAIN = 1013  # not serving (joining, or cut off from NATS): try again, or elsewhere
 
 
 def create_app(settings: ChatSettings | None = None) -> FastAPI:
@@ -41,7 +44,10 @@ def create_app(settings: ChatSettings | None = None) -> FastAPI:
     settings.check()
     holder = BusHolder(settings, "chat")
     bans = Bans(holder, settings.chat_ban_minutes, settings.nats_replicas)
-    server = ChatServer(settings, Publisher(holder, settings.chat_publish_timeout_s), bans)
+    publisher = Publisher(holder, settings.chat_publish_timeout_s)
+    replicas = Replicas(settings.chat_replica_ttl_s, settings.nats_replicas)
+    server = ChatServer(settings, publisher, bans, replicas)
+    cluster = Cluster(server, holder)
     trusted = TrustedProxies(settings.trusted_proxies())
     origins = Origins(settings.chat_allowed_origins)
 
@@ -53,16 +59,18 @@ def create_app(settings: ChatSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         holder.start()
         preparing = asyncio.create_task(prepare())
+        joining = asyncio.create_task(cluster.run())
         yield
         preparing.cancel()
         # uvicorn has closed the sockets by now and their handlers have published the exits;
         # anyone left (a handler cut short) exits here, before the bus goes
-        await server.shutdown(max(settings.shutdown_grace_s, 1.0))
+        await cluster.shutdown(max(settings.shutdown_grace_s, 1.0))
+        joining.cancel()
         await holder.close()
 
     app = FastAPI(title="Volano chat", lifespan=lifespan)
     app.state.server = server
-    app.include_router(health_router(holder.ready))
+    app.include_router(health_router(lambda: holder.ready() and server.serving))
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
@@ -82,6 +90,9 @@ def create_app(settings: ChatSettings | None = None) -> FastAPI:
             await _deny(ws, 400, f"{exc}: the proxy does not say who the client is")
             return
         await ws.accept()
+        if not server.serving:
+            await ws.close(CLOSE_TRY_AGAIN, "this chat server is not serving yet; reconnect")
+            return
         if not server.hosts.open(host):
             await ws.close(CLOSE_POLICY_VIOLATION, "too many connections from your address")
             return

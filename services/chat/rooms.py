@@ -1,8 +1,13 @@
-"""Room membership, permissions and the events each request produces, with no I/O.
+"""Every room's membership as the fold of its events, and the events each request would cause;
+no I/O.
 
-Every change is two steps: `plan_*` checks a request against the current state and returns the
-events it would cause (raising `ChatError` if it is refused); once NATS has accepted those events,
-`apply` makes them true here. Nothing changes for a request that NATS did not take.
+The rooms are what the events stream says they are: every chat replica applies every event,
+in the stream's order, with `apply` (services/chat/roomlog.py feeds it), so every replica holds
+the same rooms. A request is planned against that state (`plan_*`, raising `ChatError` if it is
+refused); its events are published with the room's last sequence as the expected one, so a
+plan made on a state another replica has moved on from is refused by JetStream and made again
+(services/chat/commit.py). `apply` is idempotent per room (an event at or below a room's
+sequence is passed over), so a snapshot and the stream after it can overlap.
 """
 
 from __future__ import annotations
@@ -15,7 +20,6 @@ from services.chat.protocol import ChatError
 from services.chat.skeleton import name_key
 from services.chat.token import Role, can_kick, is_protected
 from shared.events import (
-    ChatEvent,
     CreateEvent,
     DeleteEvent,
     EnterEvent,
@@ -24,7 +28,6 @@ from shared.events import (
     KickEvent,
     KickType,
     MemberType,
-    RingEvent,
 )
 
 __all__ = ["Member", "Room", "Rooms"]
@@ -36,16 +39,18 @@ class Member:
     profile: str
     type: MemberType
     host: str
-    conn: Hashable
+    replica: str  # the chat replica the user is connected to
     role: Role | None = None  # from the member token; None for a non-member
+    conn: Hashable | None = None  # the connection, on the replica that holds it
 
 
 @dataclass(slots=True)
 class Room:
     name: str
     permanent: bool
+    seq: int = 0  # the stream sequence of the room's last event applied
     members: dict[str, Member] = field(default_factory=dict)  # by user name, in entry order
-    by_conn: dict[Hashable, Member] = field(default_factory=dict)
+    by_conn: dict[Hashable, Member] = field(default_factory=dict)  # this replica's members
     by_key: dict[str, str] = field(default_factory=dict)  # `name_key` -> the name in use
 
 
@@ -59,6 +64,10 @@ class Rooms:
 
     def get(self, name: str) -> Room | None:
         return self.rooms.get(name)
+
+    def seq_of(self, name: str) -> int:
+        room = self.rooms.get(name)
+        return room.seq if room else 0
 
     def _room_of(self, conn: Hashable, name: str) -> tuple[Room, Member]:
         room = self.rooms.get(name)
@@ -75,47 +84,40 @@ class Rooms:
         profile: str,
         member_type: MemberType,
         host: str,
-    ) -> list[Event]:
+    ) -> Event:
+        """The next event of an `enter`: the room's `create` if it does not exist yet, else
+        the `enter` itself."""
         key = name_key(user)
         if member_type == "non-member" and self.member_names[key]:
             raise ChatError(
                 "member_taken", f"{user!r} is (or looks like) a member's name; pick another"
             )
         room = self.rooms.get(room_name)
-        events: list[Event] = []
         if room is None:
             if not self.dynamic:
                 raise ChatError("no_such_room", f"there is no room {room_name!r}")
-            events.append(CreateEvent(room_name))
-        else:
-            if conn in room.by_conn:
-                raise ChatError("name_taken", f"you are already in room {room_name!r}")
-            taken = room.by_key.get(key)
-            if taken is not None:
-                looks = "" if taken == user else f" (as {taken!r}, which looks the same)"
-                raise ChatError("name_taken", f"{user!r} is already in room {room_name!r}{looks}")
-            if len(room.members) >= self.room_limit:
-                raise ChatError(
-                    "room_full", f"room {room_name!r} is full ({self.room_limit} users)"
-                )
-        events.append(EnterEvent(room_name, user, host, profile, member_type))
-        return events
+            return CreateEvent(room_name)
+        if conn in room.by_conn:
+            raise ChatError("name_taken", f"you are already in room {room_name!r}")
+        taken = room.by_key.get(key)
+        if taken is not None:
+            looks = "" if taken == user else f" (as {taken!r}, which looks the same)"
+            raise ChatError("name_taken", f"{user!r} is already in room {room_name!r}{looks}")
+        if len(room.members) >= self.room_limit:
+            raise ChatError("room_full", f"room {room_name!r} is full ({self.room_limit} users)")
+        return EnterEvent(room_name, user, host, profile, member_type)
 
-    def plan_chat(self, conn: Hashable, room_name: str, message: str) -> list[Event]:
-        _, member = self._room_of(conn, room_name)
-        return [ChatEvent(room_name, member.user, message)]
+    def member_of(self, conn: Hashable, room_name: str) -> Member:
+        """The requester's membership of a room (for `chat`, `ring`, `kick`, `exit`)."""
+        return self._room_of(conn, room_name)[1]
 
-    def plan_ring(self, conn: Hashable, room_name: str, to: str) -> list[Event]:
+    def check_ring(self, conn: Hashable, room_name: str, to: str) -> Member:
         room, member = self._room_of(conn, room_name)
         if to not in room.members:
             raise ChatError("not_in_room", f"{to!r} is not in room {room_name!r}")
-        return [RingEvent(room_name, member.user, to)]
+        return member
 
-    def plan_kick(
-        self, conn: Hashable, room_name: str, to: str, kick_type: KickType
-    ) -> list[Event]:
-        """The kick, and for `disconnect`/`ban` the target's exit from this room. (Its exits
-        from other rooms are planned one room at a time, under each room's lock.)"""
+    def plan_kick(self, conn: Hashable, room_name: str, to: str, kick_type: KickType) -> Event:
         room, kicker = self._room_of(conn, room_name)
         if not can_kick(kicker.role):
             raise ChatError("not_allowed", "only monitors and admins may kick")
@@ -124,49 +126,89 @@ class Rooms:
             raise ChatError("not_in_room", f"{to!r} is not in room {room_name!r}")
         if is_protected(target.role):
             raise ChatError("not_allowed", f"{to!r} is a {target.role} and cannot be kicked")
-        events: list[Event] = [KickEvent(room_name, kicker.user, to, kick_type)]
-        if kick_type != "remove":
-            events.append(ExitEvent(room_name, to))
-        return events + self._delete_if_emptied(room, 1)
+        return KickEvent(room_name, kicker.user, to, kick_type)
 
-    def plan_exit(self, conn: Hashable, room_name: str) -> list[Event]:
-        room, member = self._room_of(conn, room_name)
-        return [ExitEvent(room_name, member.user), *self._delete_if_emptied(room, 1)]
-
-    def _delete_if_emptied(self, room: Room, leaving: int) -> list[Event]:
-        if not room.permanent and len(room.members) <= leaving:
-            return [DeleteEvent(room.name)]
-        return []
-
-    def apply(self, conn: Hashable, event: Event, role: Role | None = None) -> None:
-        """Make an accepted event true. `conn` and `role` are the entrant's for `enter`."""
-        if isinstance(event, CreateEvent):
-            self.rooms.setdefault(event.room, Room(event.room, False))
-        elif isinstance(event, EnterEvent):
-            room = self.rooms[event.room]
-            member = Member(event.user, event.profile, event.type, event.host, conn, role)
-            room.members[event.user] = member
-            room.by_conn[conn] = member
-            key = name_key(event.user)
-            room.by_key[key] = event.user
-            if event.type == "member":
-                self.member_names[key] += 1
-        elif isinstance(event, ExitEvent):
-            self._remove(event.room, event.user)
-        elif isinstance(event, KickEvent) and event.type == "remove":
-            self._remove(event.room, event.to)
-        elif isinstance(event, DeleteEvent):
-            self.rooms.pop(event.room, None)
-
-    def _remove(self, room_name: str, user: str) -> None:
+    def plan_leave(self, room_name: str, member: Member) -> Event | None:
+        """The next event of `member` leaving a room: its `exit`, or once it is out, the room's
+        `delete` if that emptied a dynamic room; None when there is nothing left to do. (A
+        later entrant of the same name is another `Member`, and stays.)"""
         room = self.rooms.get(room_name)
-        member = room.members.pop(user, None) if room else None
-        if room is None or member is None:
-            return
-        room.by_conn.pop(member.conn, None)
+        if room is None:
+            return None
+        if room.members.get(member.user) is member:
+            return ExitEvent(room_name, member.user)
+        if not room.permanent and not room.members:
+            return DeleteEvent(room_name)
+        return None
+
+    def apply(
+        self,
+        seq: int,
+        event: Event,
+        replica: str = "",
+        role: Role | None = None,
+        conn: Hashable | None = None,
+    ) -> bool:
+        """Make a stored event true; False if the room had it already (at or below its
+        sequence). `replica`, `role` and `conn` describe the entrant of an `enter`."""
+        room = self.rooms.get(event.room)
+        if room is not None and seq <= room.seq:
+            return False
+        if room is None:
+            if isinstance(event, DeleteEvent):
+                return True
+            room = self.rooms[event.room] = Room(event.room, False)
+        room.seq = seq
+        if isinstance(event, EnterEvent):
+            member = Member(event.user, event.profile, event.type, event.host, replica, role, conn)
+            self._add(room, member)
+        elif isinstance(event, ExitEvent):
+            self._remove(room, event.user)
+        elif isinstance(event, KickEvent) and event.type == "remove":
+            self._remove(room, event.to)
+        elif isinstance(event, DeleteEvent):
+            self._drop(room)
+        return True
+
+    def restore(self, room_name: str, seq: int, members: Iterable[Member]) -> None:
+        """A room as a snapshot saw it at `seq` (before the events after it are applied)."""
+        room = self.rooms.get(room_name)
+        if room is not None:
+            if room.seq >= seq:
+                return
+            self._drop(room, keep=room.permanent)
+        room = self.rooms.setdefault(room_name, Room(room_name, False))
+        room.seq = seq
+        for member in members:
+            self._add(room, member)
+
+    def _add(self, room: Room, member: Member) -> None:
+        if member.user in room.members:
+            self._remove(room, member.user)
+        room.members[member.user] = member
+        if member.conn is not None:
+            room.by_conn[member.conn] = member
+        key = name_key(member.user)
+        room.by_key[key] = member.user
+        if member.type == "member":
+            self.member_names[key] += 1
+
+    def _remove(self, room: Room, user: str) -> Member | None:
+        member = room.members.pop(user, None)
+        if member is None:
+            return None
+        if member.conn is not None:
+            room.by_conn.pop(member.conn, None)
         key = name_key(member.user)
         room.by_key.pop(key, None)
         if member.type == "member":
             self.member_names[key] -= 1
             if self.member_names[key] <= 0:
                 del self.member_names[key]
+        return member
+
+    def _drop(self, room: Room, keep: bool = False) -> None:
+        for user in list(room.members):
+            self._remove(room, user)
+        if not keep and not room.permanent:
+            self.rooms.pop(room.name, None)

@@ -48,6 +48,9 @@ class ChatSettings(CommonSettings):
     chat_publish_timeout_s: float = Field(
         5.0, gt=0, description="wait for JetStream to take an event"
     )
+    chat_replica_ttl_s: float = Field(
+        8.0, ge=2, description="how long a chat replica's heartbeat outlives it"
+    )
     chat_jwt_secret: str = Field(
         "",
         description=f"HS256 key of member tokens, at least {SECRET_MIN} characters; "

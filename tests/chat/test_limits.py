@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.chat.limits import HostLimits, Origins
-from tests.chat.test_server import Client, make_server
+from tests.chat.memory import Client, make_server
 
 
 def test_connections_per_address() -> None:

@@ -9,7 +9,7 @@ import pytest
 from nats.js.api import ConsumerConfig, DiscardPolicy
 
 from services.chat.protocol import ChatError
-from services.chat.publisher import Publisher, payload
+from services.chat.publisher import Conflict, Publisher, payload
 from services.chat.settings import ChatSettings
 from shared.bus import BusHolder
 from shared.events import (
@@ -52,23 +52,31 @@ async def test_submitted_events_are_stored_in_order_or_refused(nats_server: Nats
     await bus.js.add_consumer(EVENTS_STREAM, ConsumerConfig(durable_name="keep"))
     publisher = Publisher(holder, timeout_s=5)
     events = [ChatEvent(f"room-{i % 3}", "ann", f"m{i}") for i in range(200)]
-    ids = publisher.new_ids(len(events))
+    ids = [publisher.new_id() for _ in events]
     futures = [await publisher.submit(e, i) for e, i in zip(events, ids, strict=True)]
-    await asyncio.wait_for(asyncio.gather(*futures), 10)
+    assert await asyncio.wait_for(asyncio.gather(*futures), 10) == list(range(1, 201))
     stored = [await bus.js.get_msg(EVENTS_STREAM, seq) for seq in range(1, 201)]
     assert [s.data for s in stored] == [payload(e) for e in events]
     assert [s.headers and s.headers["Nats-Msg-Id"] for s in stored] == ids
 
+    # with the room's expected last sequence: stored only if nothing came in between
+    room = events[-1].room  # its last event is at 200
+    with pytest.raises(Conflict) as moved_on:
+        await asyncio.wait_for(await publisher.submit(events[-1], "x1", expected=199), 10)
+    assert moved_on.value.last_seq == 200
+    ahead = await publisher.submit(ChatEvent(room, "ann", "next"), "x2", expected=200)
+    assert await asyncio.wait_for(ahead, 10) == 201
+
     info = await bus.js.stream_info(EVENTS_STREAM)
-    info.config.max_msgs = 200
+    info.config.max_msgs = 201
     info.config.discard = DiscardPolicy.NEW
     await bus.js.update_stream(info.config)
     with pytest.raises(ChatError) as refused:
-        await asyncio.wait_for(await publisher.submit(events[0]), 10)
+        await asyncio.wait_for(await publisher.submit(events[0], "x3"), 10)
     assert refused.value.code == "unavailable"
 
     await bus.js.delete_stream(EVENTS_STREAM)
     with pytest.raises(ChatError) as missing:
-        await asyncio.wait_for(await publisher.submit(events[0]), 10)
+        await asyncio.wait_for(await publisher.submit(events[0], "x4"), 10)
     assert missing.value.code == "unavailable"
     await holder.close()

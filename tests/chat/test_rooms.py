@@ -2,30 +2,65 @@
 
 from __future__ import annotations
 
+import weakref
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from services.chat.protocol import ChatError
-from services.chat.rooms import Rooms
+from services.chat.rooms import Member, Rooms
 from services.chat.token import Role
 from shared.events import (
-    ChatEvent,
     CreateEvent,
     DeleteEvent,
     EnterEvent,
     Event,
     ExitEvent,
     KickEvent,
-    RingEvent,
+    MemberType,
 )
 
 
-def enter(rooms: Rooms, conn: str, room: str, user: str) -> list[Event]:
-    events = rooms.plan_enter(conn, room, user, "", "non-member", "127.0.0.1")
-    for e in events:
-        rooms.apply(conn, e)
-    return events
+class Log:
+    """Applies events as the stream would hand them back: each with the next sequence."""
+
+    def __init__(self, rooms: Rooms) -> None:
+        self.rooms = rooms
+        self.seq = 0
+
+    def __call__(
+        self, event: Event, conn: str | None = None, role: Role | None = None, replica: str = "r1"
+    ) -> Event:
+        self.seq += 1
+        assert self.rooms.apply(self.seq, event, replica, role, conn)
+        return event
+
+
+_logs: weakref.WeakKeyDictionary[Rooms, Log] = weakref.WeakKeyDictionary()
+
+
+def log_of(rooms: Rooms) -> Log:
+    return _logs.setdefault(rooms, Log(rooms))
+
+
+def enter(rooms: Rooms, conn: str, room: str, user: str, role: Role | None = None) -> list[Event]:
+    """Every event of one `enter`: the room's `create` first when it is new."""
+    kind: MemberType = "member" if role else "non-member"
+    done = []
+    while True:
+        event = rooms.plan_enter(conn, room, user, "", kind, "127.0.0.1")
+        done.append(log_of(rooms)(event, conn, role))
+        if isinstance(event, EnterEvent):
+            return done
+
+
+def leave(rooms: Rooms, conn: str, room: str) -> list[Event]:
+    member = rooms.member_of(conn, room)
+    done = []
+    while (event := rooms.plan_leave(room, member)) is not None:
+        done.append(log_of(rooms)(event))
+    return done
 
 
 def test_dynamic_room_is_created_then_deleted_with_its_last_exit() -> None:
@@ -35,17 +70,42 @@ def test_dynamic_room_is_created_then_deleted_with_its_last_exit() -> None:
         EnterEvent("Den", "alice", "127.0.0.1", ""),
     ]
     assert enter(rooms, "c2", "Den", "bob") == [EnterEvent("Den", "bob", "127.0.0.1", "")]
-    assert rooms.plan_chat("c1", "Den", "hi") == [ChatEvent("Den", "alice", "hi")]
-    exit1 = rooms.plan_exit("c1", "Den")
-    assert exit1 == [ExitEvent("Den", "alice")]
-    rooms.apply("c1", exit1[0])
-    assert rooms.plan_exit("c2", "Den") == [ExitEvent("Den", "bob"), DeleteEvent("Den")]
+    assert rooms.member_of("c1", "Den").user == "alice"
+    assert leave(rooms, "c1", "Den") == [ExitEvent("Den", "alice")]
+    assert leave(rooms, "c2", "Den") == [ExitEvent("Den", "bob"), DeleteEvent("Den")]
+    assert rooms.get("Den") is None
 
 
 def test_permanent_room_is_never_created_nor_deleted() -> None:
     rooms = Rooms(["Lobby"], dynamic=True, room_limit=25)
     assert enter(rooms, "c1", "Lobby", "alice") == [EnterEvent("Lobby", "alice", "127.0.0.1", "")]
-    assert rooms.plan_exit("c1", "Lobby") == [ExitEvent("Lobby", "alice")]
+    assert leave(rooms, "c1", "Lobby") == [ExitEvent("Lobby", "alice")]
+    assert rooms.get("Lobby") is not None
+
+
+def test_an_event_is_applied_once_and_a_snapshot_is_restored_under_later_events() -> None:
+    rooms = Rooms([], dynamic=True, room_limit=25)
+    assert rooms.apply(5, CreateEvent("R"))
+    assert rooms.apply(6, EnterEvent("R", "ann", "h", ""), "r2")
+    assert not rooms.apply(6, EnterEvent("R", "ann", "h", ""), "r2")  # seen already
+    assert not rooms.apply(4, ExitEvent("R", "ann"))
+    room = rooms.get("R")
+    assert room is not None and room.seq == 6 and room.members["ann"].replica == "r2"
+    assert room.members["ann"].conn is None and not room.by_conn  # another replica's user
+    other = Rooms([], dynamic=True, room_limit=25)
+    other.restore("R", 6, [Member("ann", "", "non-member", "h", "r2")])
+    other.restore("R", 3, [])  # an older snapshot changes nothing
+    assert other.apply(7, ExitEvent("R", "ann")) and other.apply(8, DeleteEvent("R"))
+    assert other.get("R") is None and not other.member_names
+
+
+def test_a_later_entrant_of_the_same_name_is_not_made_to_leave() -> None:
+    rooms = Rooms(["Lobby"], dynamic=True, room_limit=25)
+    enter(rooms, "c1", "Lobby", "ann")
+    first = rooms.member_of("c1", "Lobby")
+    leave(rooms, "c1", "Lobby")
+    enter(rooms, "c2", "Lobby", "ann")
+    assert rooms.plan_leave("Lobby", first) is None
 
 
 def test_refusals() -> None:
@@ -58,7 +118,7 @@ def test_refusals() -> None:
         rooms.plan_enter("c2", "Lobby", "bob", "", "non-member", "h")
     assert err.value.code == "room_full"
     with pytest.raises(ChatError) as err:
-        rooms.plan_chat("c2", "Lobby", "hi")
+        rooms.member_of("c2", "Lobby")
     assert err.value.code == "not_in_room"
     rooms.room_limit = 5
     with pytest.raises(ChatError) as err:
@@ -67,26 +127,16 @@ def test_refusals() -> None:
 
 
 def staff(rooms: Rooms, conn: str, room: str, user: str, role: Role) -> None:
-    for e in rooms.plan_enter(conn, room, user, "", "member", "10.0.0.1"):
-        rooms.apply(conn, e, role)
+    enter(rooms, conn, room, user, role)
 
 
 def test_kicks() -> None:
     rooms = Rooms(["Lobby"], dynamic=True, room_limit=25)
     staff(rooms, "mod", "Den", "Mo", "monitor")
     enter(rooms, "c1", "Den", "bob")
-    assert rooms.plan_kick("mod", "Den", "bob", "remove") == [
-        KickEvent("Den", "Mo", "bob", "remove")
-    ]
-    assert rooms.plan_kick("mod", "Den", "bob", "disconnect") == [
-        KickEvent("Den", "Mo", "bob", "disconnect"),
-        ExitEvent("Den", "bob"),
-    ]
-    assert rooms.plan_kick("mod", "Den", "bob", "ban") == [
-        KickEvent("Den", "Mo", "bob", "ban"),
-        ExitEvent("Den", "bob"),
-    ]
-    rooms.apply("mod", KickEvent("Den", "Mo", "bob", "remove"))
+    for kind in ("remove", "disconnect", "ban"):
+        assert rooms.plan_kick("mod", "Den", "bob", kind) == KickEvent("Den", "Mo", "bob", kind)
+    log_of(rooms)(KickEvent("Den", "Mo", "bob", "remove"))
     room = rooms.get("Den")
     assert room is not None and list(room.members) == ["Mo"] and "c1" not in room.by_conn
 
@@ -119,7 +169,7 @@ def test_member_names_are_reserved_while_in_use() -> None:
             rooms.plan_enter("c1", "Other", name, "", "non-member", "h")
         assert err.value.code == "member_taken"
     assert rooms.plan_enter("m2", "Other", "Ann", "", "member", "h")  # the member, elsewhere
-    rooms.apply("m1", ExitEvent("Lobby", "Ann"))
+    log_of(rooms)(ExitEvent("Lobby", "Ann"))
     assert rooms.plan_enter("c1", "Other", "Ann", "", "non-member", "h")
 
 
@@ -134,7 +184,7 @@ def test_a_name_that_looks_like_a_members_is_taken(alike: str) -> None:
         with pytest.raises(ChatError) as err:
             rooms.plan_enter("c1", room, alike, "", "non-member", "h")
         assert err.value.code == "member_taken"
-    rooms.apply("m1", ExitEvent("Lobby", "ann"))
+    log_of(rooms)(ExitEvent("Lobby", "ann"))
     assert rooms.plan_enter("c1", "Other", alike, "", "non-member", "h")
 
 
@@ -149,7 +199,7 @@ def test_a_name_that_looks_like_one_in_the_room_is_taken(alike: str) -> None:
         rooms.plan_enter("c2", "Lobby", alike, "", "member", "h")
     assert err.value.code == "name_taken"
     enter(rooms, "c2", "Elsewhere", alike)  # another room: not in use there
-    rooms.apply("c1", ExitEvent("Lobby", "ann"))
+    log_of(rooms)(ExitEvent("Lobby", "ann"))
     enter(rooms, "c2", "Lobby", alike)  # free once ann has left
     room = rooms.get("Lobby")
     assert room is not None and list(room.members) == [alike]
@@ -159,9 +209,9 @@ def test_ring() -> None:
     rooms = Rooms(["Lobby"], dynamic=True, room_limit=25)
     enter(rooms, "c1", "Lobby", "ann")
     enter(rooms, "c2", "Lobby", "bob")
-    assert rooms.plan_ring("c1", "Lobby", "bob") == [RingEvent("Lobby", "ann", "bob")]
+    assert rooms.check_ring("c1", "Lobby", "bob").user == "ann"
     with pytest.raises(ChatError) as err:
-        rooms.plan_ring("c1", "Lobby", "carl")
+        rooms.check_ring("c1", "Lobby", "carl")
     assert err.value.code == "not_in_room"
 
 
@@ -172,15 +222,13 @@ def test_membership_stays_consistent(steps: list[tuple[str, str]]) -> None:
     for user, action in steps:
         try:
             if action == "enter":
-                events = rooms.plan_enter(user, "R", user, "", "non-member", "h")
+                enter(rooms, user, "R", user)
             elif action == "exit":
-                events = rooms.plan_exit(user, "R")
+                leave(rooms, user, "R")
             else:
-                events = rooms.plan_kick("mod", "R", user, "remove")
+                log_of(rooms)(rooms.plan_kick("mod", "R", user, "remove"))
         except ChatError:
             continue
-        for e in events:
-            rooms.apply(user, e)
         room = rooms.get("R")
         assert room is not None  # the admin never leaves, so the room stays
         assert len(room.members) <= 3

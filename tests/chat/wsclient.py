@@ -19,11 +19,18 @@ from tests.conftest import API_TOKEN, CallbackReceiver, Service
 __all__ = ["Client", "register", "room_events", "start_together"]
 
 
+ROOM_OPS = frozenset(("entered", "enter", "exit", "chat", "ring", "kick"))
+
+
 class Client:
-    """One real websocket connection to the chat."""
+    """One real websocket connection to the chat.
+
+    Every frame about a room event must carry `seq`, growing in each room as this client sees
+    it (`recv` checks that and moves it to `seqs`), so the tests compare the rest exactly."""
 
     def __init__(self, ws: ClientConnection) -> None:
         self.ws = ws
+        self.seqs: dict[str, int] = {}  # per room, the last `seq` received
 
     @classmethod
     async def connect(
@@ -50,6 +57,10 @@ class Client:
     async def recv(self, within_s: float = 10.0) -> dict[str, Any]:
         frame = json.loads(await asyncio.wait_for(self.ws.recv(), within_s))
         assert isinstance(frame, dict), frame
+        if frame.get("op") in ROOM_OPS:
+            seq, room = frame.pop("seq", None), frame["room"]
+            assert isinstance(seq, int) and seq > self.seqs.get(room, 0), (frame, seq, self.seqs)
+            self.seqs[room] = seq
         return frame
 
     async def recv_op(self, op: str, within_s: float = 10.0) -> dict[str, Any]:

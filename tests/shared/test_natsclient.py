@@ -9,7 +9,7 @@ import pytest
 from nats.aio.msg import Msg
 from nats.errors import ConnectionClosedError, OutboundBufferLimitError
 
-from shared.natsclient import Client, msg_id_header
+from shared.natsclient import Client, header_block
 from tests.conftest import NatsServer
 
 
@@ -19,8 +19,10 @@ async def connected(server: NatsServer, **options: object) -> Client:
     return nc
 
 
-def test_msg_id_header_is_a_nats_header_block() -> None:
-    assert msg_id_header("abc-1") == b"NATS/1.0\r\nNats-Msg-Id: abc-1\r\n\r\n"
+def test_header_block_is_a_nats_header_block() -> None:
+    assert header_block((("Nats-Msg-Id", "abc-1"), ("A", "b"))) == (
+        b"NATS/1.0\r\nNats-Msg-Id: abc-1\r\nA: b\r\n\r\n"
+    )
 
 
 async def test_publish_nowait_arrives_in_order_with_its_header(nats_server: NatsServer) -> None:
@@ -35,7 +37,9 @@ async def test_publish_nowait_arrives_in_order_with_its_header(nats_server: Nats
 
     await nc.subscribe("t.>", cb=collect)
     for i in range(500):
-        nc.publish_nowait(f"t.{i % 7}", f"m{i}".encode(), "reply.x", msg_id_header(f"id-{i}"))
+        nc.publish_nowait(
+            f"t.{i % 7}", f"m{i}".encode(), "reply.x", header_block((("Nats-Msg-Id", f"id-{i}"),))
+        )
     await asyncio.wait_for(done.wait(), 10)
     assert [m.data for m in got] == [f"m{i}".encode() for i in range(500)]
     assert [m.headers for m in got[:3]] == [{"Nats-Msg-Id": f"id-{i}"} for i in range(3)]
@@ -84,7 +88,7 @@ async def test_publish_nowait_refuses_when_not_connected(nats_server: NatsServer
     nats_server.stop()
     await asyncio.wait_for(disconnected.wait(), 10)
     with pytest.raises(OutboundBufferLimitError):
-        nc.publish_nowait("t.1", b"x", "r", msg_id_header("1"))
+        nc.publish_nowait("t.1", b"x", "r", header_block((("Nats-Msg-Id", "1"),)))
     await nc.close()
     with pytest.raises(ConnectionClosedError):
-        nc.publish_nowait("t.1", b"x", "r", msg_id_header("1"))
+        nc.publish_nowait("t.1", b"x", "r", header_block((("Nats-Msg-Id", "1"),)))

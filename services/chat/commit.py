@@ -1,0 +1,96 @@
+"""Storing one membership event so that it holds whichever replica wins a race, and knowing its
+fate even when JetStream's answer is lost.
+
+A membership event (create, enter, exit, kick, delete) is planned against the rooms as this
+replica has read them, and published with the room's last sequence as the expected one. If
+another event of the room came in between (another replica's, or a chat), JetStream refuses it
+and says the room's actual last sequence: once the rooms have been read that far, the caller
+plans again on the new state (the room may now be full, the user gone). A publish whose answer
+is lost or late is sent again under the same `Nats-Msg-Id` and the same expected sequence until
+its fate is known: stored (its ack, or the stream handing it back, which the fold reports
+through `Pending.seen`), or refused; never given up halfway, so a request the client was told
+failed left no trace in the stream, and an accepted departure is stored however long NATS is
+away (`keep_trying` says until when).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from services.chat.fold import Fold, Pending
+from services.chat.protocol import ChatError
+from services.chat.publisher import Conflict, Publisher
+from services.chat.roomlog import RoomLog
+from shared.events import Event
+
+__all__ = ["Committer"]
+
+log = logging.getLogger(__name__)
+
+RETRY_FIRST_S = 0.05
+RETRY_MAX_S = 1.0
+
+
+class Committer:
+    def __init__(self, publisher: Publisher, roomlog: RoomLog, fold: Fold) -> None:
+        self.publisher = publisher
+        self.roomlog = roomlog
+        self.fold = fold
+        self._hints: dict[str, int] = {}  # a room's last sequence as JetStream last said it
+
+    def expected(self, room: str) -> int:
+        room_state = self.fold.rooms.get(room)
+        if room_state is not None:
+            return room_state.seq
+        return self._hints.get(room, 0)
+
+    async def store(
+        self,
+        event: Event,
+        pending: Pending,
+        *,
+        must: bool,
+        alive: Callable[[], bool],
+        extra: tuple[tuple[str, str], ...] = (),
+    ) -> int | None:
+        """The sequence `event` was stored at, once the rooms have applied it; None when the
+        room moved on first (plan again).
+
+        While NATS does not answer, an event that `must` be stored (a departure) is sent again
+        as long as `alive()`, and so is any other once it has been sent (its fate is unknown);
+        one that could not even be sent raises `ChatError("unavailable")` at once, as does any
+        once `alive()` turns false: then it was not stored, or, if it was after all, the fold
+        finds it without its requester and the member is made to leave (cluster.py)."""
+        msg_id = self.publisher.new_id()
+        expected = self.expected(event.room)
+        self.fold.pending[msg_id] = pending
+        delay = RETRY_FIRST_S
+        sent = False
+        try:
+            while True:
+                try:
+                    ack = await self.publisher.submit(event, msg_id, expected=expected, extra=extra)
+                    sent = True
+                    seq = await ack
+                except Conflict as conflict:
+                    await self.roomlog.reach(conflict.last_seq)
+                    if pending.seen.done():  # stored by an earlier try whose ack was lost
+                        return pending.seen.result()
+                    self._hints[event.room] = conflict.last_seq
+                    if len(self._hints) > 10000:
+                        self._hints.clear()
+                    return None
+                except ChatError:
+                    if pending.seen.done():
+                        return pending.seen.result()
+                    if not (sent or must) or not alive():
+                        raise
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, RETRY_MAX_S)
+                    continue
+                await self.roomlog.reach(seq)
+                return seq
+        finally:
+            self.fold.pending.pop(msg_id, None)

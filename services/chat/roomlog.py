@@ -1,0 +1,139 @@
+"""Reading the events stream into the rooms: every event of every room, in the stream's order.
+
+`start` restores the rooms from their snapshots (services/chat/snapshots.py), reads each room's
+events after its snapshot up to the stream's last sequence (direct gets, no consumer), and from
+the next sequence on follows the stream with one ordered consumer (ephemeral, in memory, no
+acks; nats-py re-creates it from the last sequence it saw after a gap or a reconnect). Events
+that arrive while the rooms are being read wait in order, and each goes to `apply` once.
+`reach(seq)` waits until the event at `seq` (or a later one) has been applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import logging
+from collections.abc import Callable, Mapping
+
+from nats.aio.msg import Msg
+from nats.js.api import ConsumerConfig, DeliverPolicy
+
+from services.chat.rooms import Member
+from services.chat.snapshots import Snapshots
+from shared.bus import Bus
+from shared.events import Event, from_json
+from shared.subjects import EVENT_SUBJECTS, EVENTS_STREAM, room_subjects
+
+__all__ = ["Apply", "RoomLog"]
+
+log = logging.getLogger(__name__)
+
+READ_BATCH = 256
+
+# (sequence, event, its message headers) of one stored event
+Apply = Callable[[int, Event, Mapping[str, str]], None]
+Restore = Callable[[str, int, list[Member]], None]
+
+
+class RoomLog:
+    def __init__(self, snapshots: Snapshots, apply: Apply, restore: Restore) -> None:
+        self.snapshots = snapshots
+        self.apply = apply
+        self.restore = restore
+        self.position = 0  # the last sequence applied
+        self._held: list[tuple[int, Event, Mapping[str, str]]] | None = None
+        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+        self._sub: object | None = None
+
+    async def start(self, bus: Bus) -> None:
+        """Rooms from the snapshots and the stream, then the live events."""
+        await self.stop()
+        last = (await bus.js.stream_info(EVENTS_STREAM)).state.last_seq
+        self._held = []
+        config = ConsumerConfig(
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=last + 1
+        )
+        self._sub = await bus.js.subscribe(
+            EVENT_SUBJECTS,
+            stream=EVENTS_STREAM,
+            cb=self._message,
+            ordered_consumer=True,
+            idle_heartbeat=2.0,
+            config=config,
+        )
+        for name, seq, members in await self.snapshots.load(bus):
+            self.restore(name, seq, members)
+            if seq < last:
+                await self._catch_up(bus, name, seq, last)
+        held, self._held = self._held, None
+        self._advance(last)
+        for seq, event, headers in held:
+            self.deliver(seq, event, headers)
+
+    async def _catch_up(self, bus: Bus, room: str, after: int, last: int) -> None:
+        while after < last:
+            batch, exhausted = await bus.direct.read(
+                EVENTS_STREAM, room_subjects(room), after, READ_BATCH
+            )
+            for stored in batch:
+                if stored.seq > last:
+                    return
+                after = stored.seq
+                event = _event(stored.seq, stored.data)
+                if event is not None:
+                    self.apply(stored.seq, event, stored.headers)
+            if exhausted or not batch:
+                return
+
+    async def _message(self, msg: Msg) -> None:
+        seq = msg.metadata.sequence.stream
+        event = _event(seq, msg.data)
+        if event is None:
+            self._advance(seq)
+            return
+        headers = msg.headers or {}
+        if self._held is not None:
+            self._held.append((seq, event, headers))
+        else:
+            self.deliver(seq, event, headers)
+
+    def deliver(self, seq: int, event: Event, headers: Mapping[str, str]) -> None:
+        """One stored event, the next in the stream's order, to `apply`."""
+        try:
+            self.apply(seq, event, headers)
+        except Exception:  # a bug: the rooms go on with the next event
+            log.exception("could not apply event %s", seq)
+        self._advance(seq)
+
+    def _advance(self, seq: int) -> None:
+        self.position = max(self.position, seq)
+        waiting = self._waiting
+        while waiting and waiting[0][0] <= self.position:
+            future = heapq.heappop(waiting)[2]
+            if not future.done():
+                future.set_result(None)
+
+    async def reach(self, seq: int) -> None:
+        if seq <= self.position:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiting, (seq, next(self._order), future))
+        await future
+
+    async def stop(self) -> None:
+        sub, self._sub = self._sub, None
+        if sub is not None:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()  # type: ignore[attr-defined]
+        self.position = 0
+
+
+def _event(seq: int, data: bytes) -> Event | None:
+    try:
+        return from_json(data)
+    except ValueError as exc:
+        log.error("passing over malformed event %s: %s", seq, exc)
+        return None
