@@ -17,6 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from prometheus_client import Counter, Gauge
+
 from services.chat.connection import Connection
 from services.chat.frames import Outgoing
 from services.chat.outgoing import (
@@ -30,7 +32,17 @@ from services.chat.outgoing import (
 )
 from services.chat.rooms import Member, Room, Rooms
 from services.chat.token import ROLES, Role
-from shared.events import ChatEvent, EnterEvent, Event, ExitEvent, KickEvent, RingEvent
+from shared.events import (
+    EVENT_TYPES,
+    ChatEvent,
+    CreateEvent,
+    DeleteEvent,
+    EnterEvent,
+    Event,
+    ExitEvent,
+    KickEvent,
+    RingEvent,
+)
 
 __all__ = ["REPLICA_HEADER", "ROLE_HEADER", "Fold", "Pending"]
 
@@ -38,6 +50,10 @@ REPLICA_HEADER = "Volano-Replica"
 ROLE_HEADER = "Volano-Role"
 
 log = logging.getLogger(__name__)
+
+EVENTS = Counter("chat_events_published_total", "Room events this replica stored", ["kind"])
+ROOMS = Gauge("chat_rooms", "Rooms that exist (every replica holds them all)")
+_STORED = {kind: EVENTS.labels(kind) for kind in EVENT_TYPES}
 
 
 @dataclass(slots=True)
@@ -66,8 +82,10 @@ class Fold:
         try:
             self._apply(seq, event, headers, mine)
         finally:  # its requester is answered even if a frame could not be sent
-            if mine is not None and not mine.seen.done():
-                mine.seen.set_result(seq)
+            if mine is not None:
+                _STORED[event.kind].inc()
+                if not mine.seen.done():
+                    mine.seen.set_result(seq)
 
     def _apply(
         self, seq: int, event: Event, headers: Mapping[str, str], mine: Pending | None
@@ -92,6 +110,8 @@ class Fold:
                 self._leaving(room, event, seq, conn, request_id)
         else:
             self.rooms.apply(seq, event)
+            if isinstance(event, CreateEvent | DeleteEvent):
+                ROOMS.set(len(self.rooms.rooms))
 
     def _entered(
         self, event: EnterEvent, seq: int, conn: Connection | None, request_id: Any
