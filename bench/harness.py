@@ -7,7 +7,10 @@ processes (so one run's leftovers never slow the next):
 - `nats`: nats-server + services/chat, every event published to JetStream, no callbacks;
 - `callbacks`: that plus registry, dispatcher and a counting callback receiver, one
   registration per room, so every event is delivered as XML; the dispatcher's lag is read from
-  JetStream when the client finishes.
+  JetStream when the client finishes;
+- `spread`: nats-server + two chat replicas, the users of every room dealt to both in turn (so
+  each room spans them), no callbacks; after the client, `bench.replica_latency` measures a chat
+  from a member on one replica to a member on the other, at 100 messages a second.
 
 The client (`bench.volanomark`) is one process; the server under test gets the other core.
 Prints every run, then medians and the ratio project / baseline; writes JSON lines to
@@ -30,13 +33,14 @@ from typing import Any
 import httpx
 
 from bench.lag import dispatcher_lag
+from bench.replica_latency import cross_replica_latency
 from bench.stack import ROOT, Proc, Stack, cpu_seconds, shown
 from bench.util import free_port, load_average, quick_mode, raise_nofile, wait_for_port
 
 __all__ = ["MODES", "RunResult", "main", "run_once"]
 
-MODES = ("baseline", "nats", "callbacks")
-PROJECT_MODES = ("nats", "callbacks")
+MODES = ("baseline", "nats", "callbacks", "spread")
+PROJECT_MODES = ("nats", "callbacks", "spread")
 
 
 @dataclass
@@ -53,6 +57,7 @@ class RunResult:
     cpu_s: dict[str, float]  # CPU seconds of each process during the run
     lag: dict[str, Any] | None = None
     errors: list[str] = field(default_factory=list)
+    latency: dict[str, Any] | None = None  # `spread`: a chat from one replica to the other
 
 
 def _client(
@@ -123,20 +128,26 @@ def run_once(mode: str, rooms: int, users: int, messages: int, pair: int, logs: 
                     [f"{prefix}-{r}" for r in range(rooms)],
                     prefix_url + "events",
                 )
-            watched["server"], chat_port = stack.service(
-                "chat",
-                CHAT_RATE_LIMIT="0",
-                CHAT_HOST_CONNECTIONS="0",
-                CHAT_HOST_ROOMS_PER_MINUTE="0",
-                CHAT_ROOM_LIMIT=str(max(25, users)),
-                CHAT_DYNAMIC_ROOMS="true",
-            )
+            chat_env = {
+                "CHAT_RATE_LIMIT": "0",
+                "CHAT_HOST_CONNECTIONS": "0",
+                "CHAT_HOST_ROOMS_PER_MINUTE": "0",
+                "CHAT_ROOM_LIMIT": str(max(25, users)),
+                "CHAT_DYNAMIC_ROOMS": "true",
+            }
+            watched["server"], chat_port = stack.service("chat", **chat_env)
             url = f"ws://127.0.0.1:{chat_port}/ws"
+            if mode == "spread":
+                watched["server2"], other_port = stack.service("chat", **chat_env)
+                url += f",ws://127.0.0.1:{other_port}/ws"
         before = {name: cpu_seconds(p.pid) for name, p in watched.items()}
         out = _client(stack, url, rooms, users, messages, prefix)
         cpu = {name: round(cpu_seconds(p.pid) - before[name], 2) for name, p in watched.items()}
         cpu["client"] = round(float(out["client_cpu_s"]), 2)
-        lag = None
+        lag = latency = None
+        if mode == "spread":
+            first, second = url.split(",")
+            latency = asyncio.run(cross_replica_latency(first, second, 100.0, 10.0))
         if mode == "callbacks":
             posts = httpx.get(f"http://127.0.0.1:{receiver_port}/count", timeout=5).text
             events = rooms * (1 + users + users * messages)
@@ -154,6 +165,7 @@ def run_once(mode: str, rooms: int, users: int, messages: int, pair: int, logs: 
         cpu,
         lag,
         list(out["errors"]),
+        latency,
     )
 
 
@@ -173,12 +185,21 @@ def summarise(results: list[RunResult], modes: list[str]) -> str:
             runs = ", ".join(f"{r.score:,.0f}" for r in of_mode)
             ratio = f"  ratio/baseline {med / base:.2f}" if base and mode != "baseline" else ""
             # server CPU per chat message sent (each is fanned out to the whole room)
-            us = statistics.median(1e6 * r.cpu_s["server"] / max(1, r.sent) for r in of_mode)
+            us = statistics.median(
+                1e6 * (r.cpu_s["server"] + r.cpu_s.get("server2", 0.0)) / max(1, r.sent)
+                for r in of_mode
+            )
             lines.append(
                 f"  {mode:<10} median {med:>9,.0f} msg/s{ratio}   server CPU {us:,.0f} us "
                 f"per chat message   runs: {runs}"
             )
         for r in at:
+            if r.latency is not None:
+                lines.append(
+                    f"  spread pair {r.pair}: a chat from one replica to the other at "
+                    f"{r.latency['rate']:g}/s: p50 {r.latency['p50_ms']} ms, "
+                    f"p99 {r.latency['p99_ms']} ms, max {r.latency['max_ms']} ms"
+                )
             if r.lag is not None:
                 lines.append(
                     f"  callbacks pair {r.pair}: {r.lag['events']:,} events during the run "

@@ -10,6 +10,8 @@ everyone entered) to the last receive. One room of 20 users x 100 messages moves
 2,000 + 38,000 = 40,000 messages.
 
 Run: `python -m bench.volanomark --url ws://127.0.0.1:8000/ws --rooms 10`; prints one JSON line.
+`--url` may list several chat replicas, comma-separated: the users of each room are dealt to
+them in turn, so every room spans them all.
 """
 
 from __future__ import annotations
@@ -136,9 +138,11 @@ async def run_volanomark(
     ]
     t0 = time.perf_counter()
     errors: list[str] = []
+    urls = [u.strip() for u in url.split(",") if u.strip()]
     # Connect in batches so the listen backlog is never the bottleneck.
     for i in range(0, len(all_users), 100):
-        await asyncio.gather(*(u.enter(url, 60.0) for u in all_users[i : i + 100]))
+        batch = all_users[i : i + 100]
+        await asyncio.gather(*(u.enter(urls[u.index % len(urls)], 60.0) for u in batch))
     readers = [asyncio.create_task(u.read_loop(start)) for u in all_users]
     try:
         full = asyncio.gather(*(u.full.wait() for u in all_users))
