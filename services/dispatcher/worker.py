@@ -169,15 +169,15 @@ class Deliverer:
         await asyncio.shield(self._remove(feed, reason, status))
 
     async def _remove(self, feed: Feed, reason: Reason, status: int | None) -> None:
-        gone = None
-        while gone is None:
+        while True:
             try:
                 gone = await delete_subscription(self.bus, feed.sub.id, revision=feed.entry)
-                if gone is None:  # deleted or ended meanwhile, by someone who said why
-                    return
+                break
             except Exception as exc:
                 log.warning("cannot end %s yet: %r", feed.sub.id, exc)
                 await asyncio.sleep(1)
+        if gone is None:  # deleted or ended meanwhile, by someone who recorded why
+            return
         last = max(feed.last_answered, gone.delivered)
         ended = Ended(
             id=feed.sub.id,
