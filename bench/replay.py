@@ -52,7 +52,7 @@ async def replay(
     answered = time.perf_counter()
     if answer.status_code != 201 or answer.json()["replay_from"] is None:
         raise RuntimeError(f"registering with since: {answer.status_code} {answer.text}")
-    await until(lambda: sink.count >= events, within_s=max(60.0, events / 500))
+    await until(lambda: sink.count >= events, within_s=max(60.0, events / 100))
     if sink.count < events:
         raise RuntimeError(f"replayed {sink.count} of {events} events")
     elapsed = sink.last - answered
