@@ -1,5 +1,6 @@
-"""1,000 random, mostly malformed frames against a live chat: it answers each with a proper
-frame, stays up, and keeps serving a well-behaved pair of clients (hypothesis)."""
+"""1,000 random, mostly malformed frames against two live chat replicas sharing rooms: each
+answers every frame with a proper frame, both stay up, and they keep serving a well-behaved pair
+of clients, one on each (hypothesis)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
+from tests.chat.wsclient import start_together
 from tests.conftest import Service, System
 
 pytestmark = pytest.mark.e2e
@@ -70,10 +72,10 @@ class Collector:
 
 
 @pytest.fixture(scope="module")
-def chat(module_system: System) -> Iterator[Service]:
-    svc = module_system.service("chat", CHAT_ROOM_LIMIT="5")
-    svc.start()
-    yield svc
+def chats(module_system: System) -> Iterator[list[Service]]:
+    replicas = [module_system.service("chat", CHAT_ROOM_LIMIT="5") for _ in range(2)]
+    start_together(*replicas)
+    yield replicas
 
 
 names = st.one_of(
@@ -112,12 +114,17 @@ frames = st.one_of(
 )
 
 
-def test_random_frames_never_hurt_the_service(chat: Service) -> None:
-    url = f"ws://127.0.0.1:{chat.port}/ws"
-    with connect(url) as ann, connect(url) as bob, connect(url, max_size=None) as fuzz:
+def test_random_frames_never_hurt_the_replicas(chats: list[Service]) -> None:
+    one, two = (f"ws://127.0.0.1:{chat.port}/ws" for chat in chats)
+    with (
+        connect(one) as ann,
+        connect(two) as bob,
+        connect(one, max_size=None) as fuzz_one,
+        connect(two, max_size=None) as fuzz_two,
+    ):
         calm = [Collector(ann), Collector(bob)]
-        fuzzer = Collector(fuzz)
-        for c in (*calm, fuzzer):
+        fuzzers = [Collector(fuzz_one), Collector(fuzz_two)]
+        for c in (*calm, *fuzzers):
             c.start()
         ann.send(json.dumps({"op": "enter", "room": "Calm", "user": "ann"}))
         bob.send(json.dumps({"op": "enter", "room": "Calm", "user": "bob"}))
@@ -138,21 +145,23 @@ def test_random_frames_never_hurt_the_service(chat: Service) -> None:
 
         make()
         assert len(made) >= 1000
-        for frame in made:
-            fuzz.send(frame)
+        for i, frame in enumerate(made):  # the two replicas' fuzzers take turns
+            (fuzz_one, fuzz_two)[i % 2].send(frame)
 
-        fuzz.send(json.dumps({"op": "exit", "room": "sentinel", "id": "done"}))
-        assert fuzzer.wait_for(lambda f: f.get("id") == "done"), fuzzer.closed
-        assert fuzzer.closed is None  # the connection stayed usable throughout
-        errors = [f for f in fuzzer.frames if f["op"] == "error"]
+        for fuzz, fuzzer in zip((fuzz_one, fuzz_two), fuzzers, strict=True):
+            fuzz.send(json.dumps({"op": "exit", "room": "sentinel", "id": "done"}))
+            assert fuzzer.wait_for(lambda f: f.get("id") == "done"), fuzzer.closed
+            assert fuzzer.closed is None  # the connection stayed usable throughout
+        errors = [f for fuzzer in fuzzers for f in fuzzer.frames if f["op"] == "error"]
         assert len(errors) >= len(made) // 2  # most of it is refused, each with an answer
-        for f in fuzzer.frames:
+        for f in fuzzers[0].frames + fuzzers[1].frames:
             assert isinstance(f, dict) and f.get("op") in SERVER_OPS, f
             if f["op"] == "error":
                 assert f["code"] in ERROR_CODES and f["message"], f
 
         ann.send(json.dumps({"op": "chat", "room": "Calm", "message": "still fine?", "id": 7}))
-        assert calm[1].wait_for(lambda f: f.get("message") == "still fine?")
+        assert calm[1].wait_for(lambda f: f.get("message") == "still fine?")  # on the other
         assert calm[0].wait_for(lambda f: f.get("id") == 7 and f["op"] == "chat")
-    assert chat.proc is not None and chat.proc.poll() is None
-    assert httpx.get(chat.base_url + "/healthz").status_code == 200
+    for chat in chats:
+        assert chat.proc is not None and chat.proc.poll() is None
+        assert httpx.get(chat.base_url + "/readyz").status_code == 200
