@@ -2,7 +2,9 @@
 
 Every setting comes from the environment; what is unset gets a development default here
 (a generated registry token; callbacks admitted on port 9000 of 127.0.0.1 and localhost,
-where the README demo's receiver listens).
+where the README demo's receiver listens). nats-server runs with the users of
+deploy/k8s/base/nats/auth.conf, each with a password generated here (or taken from
+`NATS_<USER>_PASSWORD`), and each service connects as its own user.
 """
 
 from __future__ import annotations
@@ -16,7 +18,13 @@ import sys
 import time
 from pathlib import Path
 
-from shared.nats_binary import nats_server_binary, nats_server_env
+from shared.nats_binary import (
+    AUTH_CONFIG,
+    credentials,
+    nats_server_binary,
+    nats_server_env,
+    new_passwords,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
@@ -46,9 +54,12 @@ def main() -> int:
     env.setdefault("DISPATCHER_PORT", "8090")
     env.setdefault("REGISTRY_API_TOKENS", "dev-" + secrets.token_urlsafe(32))
     env.setdefault("EVENT_CALLBACK_PREFIX", "http://127.0.0.1:9000/ http://localhost:9000/")
+    passwords = {name: env.get(name, value) for name, value in new_passwords().items()}
     VAR.mkdir(exist_ok=True)
     nats_cmd = [
         nats_server_binary(),
+        "-c",
+        str(AUTH_CONFIG),
         "-js",
         "-p",
         env["NATS_PORT"],
@@ -57,7 +68,7 @@ def main() -> int:
     ]
     procs: list[tuple[str, subprocess.Popen[bytes]]] = []
     try:
-        procs.append(("nats", subprocess.Popen(nats_cmd, env=nats_server_env())))
+        procs.append(("nats", subprocess.Popen(nats_cmd, env={**nats_server_env(), **passwords})))
         if not wait_for_port(int(env["NATS_PORT"])):
             print("nats-server did not start", file=sys.stderr)
             return 1
@@ -65,7 +76,11 @@ def main() -> int:
             procs.append(
                 (
                     name,
-                    subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=ROOT, env=env),
+                    subprocess.Popen(
+                        [sys.executable, "-m", f"services.{name}"],
+                        cwd=ROOT,
+                        env={**env, **credentials(name, passwords)},
+                    ),
                 )
             )
         for name, port in (
@@ -82,7 +97,8 @@ def main() -> int:
             f"  chat websocket     ws://127.0.0.1:{env['CHAT_PORT']}/ws\n"
             f"  registry API       http://127.0.0.1:{env['REGISTRY_PORT']}/docs\n"
             f"  dispatcher metrics http://127.0.0.1:{env['DISPATCHER_PORT']}/metrics\n"
-            f"  NATS               {env['NATS_URL']}\n"
+            f"  NATS               {env['NATS_URL']} (user admin, password "
+            f"{passwords['NATS_ADMIN_PASSWORD']})\n"
             f"  registry token     {env['REGISTRY_API_TOKENS'].split(',')[0]}\n"
             f"  callback prefixes  {env['EVENT_CALLBACK_PREFIX']}\n"
             "\n  Open the web client in a browser. Ctrl-C stops everything.\n",

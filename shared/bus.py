@@ -5,6 +5,11 @@ size (`EVENTS_MAX_AGE_S`, `EVENTS_MAX_BYTES`; the oldest go first), whoever has 
 dispatcher keeps its own position per registration (docs/design.md, "Delivery"), and direct
 gets (`allow_direct`) let it read a room's events from any position without a consumer.
 `SUBSCRIPTIONS_BUCKET` is the KV bucket of registrations, `POSITIONS_BUCKET` where each stands.
+
+Each service connects as its own NATS user (`NATS_USER`, `NATS_PASSWORD`; anonymous without
+them) with only the rights it needs (deploy/k8s/base/nats/auth.conf, docs/operations.md "NATS
+users"). So `connect` makes sure only of what that service uses (`USES`), and its replies come
+to an inbox of its own (`_INBOX.<service>.`), which no other user may subscribe to.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass
 
 import nats.errors
 from nats.js import JetStreamContext
@@ -33,9 +39,11 @@ from shared.subjects import EVENT_SUBJECTS, EVENTS_STREAM
 __all__ = [
     "POSITIONS_BUCKET",
     "SUBSCRIPTIONS_BUCKET",
+    "USES",
     "Bus",
     "BusHolder",
     "LazyBucket",
+    "Uses",
     "connect",
     "events_stream_config",
 ]
@@ -46,17 +54,50 @@ POSITIONS_BUCKET = "volano_positions"
 log = logging.getLogger(__name__)
 
 
-class Bus:
-    """One NATS connection with its JetStream context, the events stream and the KV bucket."""
+@dataclass(frozen=True, slots=True)
+class Uses:
+    """What of JetStream a service uses, which `connect` makes sure of: the events stream,
+    created if missing and, if `manage`, brought to the configured limits and replicas (a user
+    that may create streams but not change them gets `manage=False`), and the KV `buckets`."""
 
-    def __init__(
-        self, nc: Client, js: JetStreamContext, subscriptions: KeyValue, positions: KeyValue
-    ) -> None:
+    buckets: tuple[str, ...]
+    manage: bool
+
+
+# By service name, the identity each has on NATS (its user, connection name and inbox). The
+# chat opens its own buckets itself, and never the registrations. Anything else (tests, tools,
+# benchmarks) connects as an operator would and gets `EVERYTHING`.
+EVERYTHING = Uses((SUBSCRIPTIONS_BUCKET, POSITIONS_BUCKET), manage=True)
+USES = {
+    "chat": Uses((), manage=False),
+    "registry": EVERYTHING,
+    "dispatcher": EVERYTHING,
+}
+
+
+class Bus:
+    """One NATS connection with its JetStream context, the events stream and the KV buckets
+    its service uses (`Uses`)."""
+
+    def __init__(self, nc: Client, js: JetStreamContext, buckets: dict[str, KeyValue]) -> None:
         self.nc = nc
         self.js = js
-        self.subscriptions = subscriptions
-        self.positions = positions
+        self.buckets = buckets
         self.direct = DirectReader(nc)  # batched reads of any stream, no consumer
+
+    def bucket(self, name: str) -> KeyValue:
+        try:
+            return self.buckets[name]
+        except KeyError:
+            raise LookupError(f"bucket {name} is not one this service uses") from None
+
+    @property
+    def subscriptions(self) -> KeyValue:
+        return self.bucket(SUBSCRIPTIONS_BUCKET)
+
+    @property
+    def positions(self) -> KeyValue:
+        return self.bucket(POSITIONS_BUCKET)
 
     @property
     def connected(self) -> bool:
@@ -87,28 +128,32 @@ async def _on_reconnected() -> None:
 
 
 async def connect(settings: CommonSettings, name: str) -> Bus:
-    """Connect (retrying until NATS answers) and make sure the stream and bucket exist."""
+    """Connect as `settings`' NATS user (retrying until NATS answers) and make sure of what
+    service `name` uses (`USES`)."""
+    uses = USES.get(name, EVERYTHING)
     nc = Client()
     await nc.connect(
         servers=[s.strip() for s in settings.nats_url.split(",") if s.strip()],
         name=name,
+        inbox_prefix=f"_INBOX.{name}",
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.5,  # type: ignore[arg-type]  # seconds; annotated int, used as float
         allow_reconnect=True,
         error_cb=_on_error,
         disconnected_cb=_on_disconnected,
         reconnected_cb=_on_reconnected,
+        user=settings.nats_user or None,
+        password=settings.nats_password or None,
     )
     try:
         js = nc.jetstream(timeout=5)
-        await _ensure_stream(js, settings)
-        subscriptions = await _ensure_bucket(js, settings, SUBSCRIPTIONS_BUCKET)
-        positions = await _ensure_bucket(js, settings, POSITIONS_BUCKET)
+        await _ensure_stream(js, settings, uses.manage)
+        buckets = {bucket: await _ensure_bucket(js, settings, bucket) for bucket in uses.buckets}
     except BaseException:  # a caller that retries must not leave reconnecting clients behind
         with contextlib.suppress(Exception):
             await nc.close()
         raise
-    return Bus(nc, js, subscriptions, positions)
+    return Bus(nc, js, buckets)
 
 
 def events_stream_config(settings: CommonSettings) -> StreamConfig:
@@ -128,14 +173,15 @@ def events_stream_config(settings: CommonSettings) -> StreamConfig:
     )
 
 
-async def _ensure_stream(js: JetStreamContext, settings: CommonSettings) -> None:
+async def _ensure_stream(js: JetStreamContext, settings: CommonSettings, manage: bool) -> None:
     config = events_stream_config(settings)
     for attempt in range(30):
         try:
             await js.add_stream(config)
             return
-        except BadRequestError:
-            await js.update_stream(config)
+        except BadRequestError:  # it exists, configured otherwise
+            if manage:
+                await js.update_stream(config)
             return
         except Exception as exc:  # JetStream may still be electing a leader
             if attempt == 29:
@@ -144,16 +190,29 @@ async def _ensure_stream(js: JetStreamContext, settings: CommonSettings) -> None
             await asyncio.sleep(1)
 
 
-async def ensure_key_value(js: JetStreamContext, config: KeyValueConfig) -> KeyValue:
+async def ensure_key_value(
+    js: JetStreamContext, config: KeyValueConfig, manage: bool = True
+) -> KeyValue:
     """Open a KV bucket, creating it if needed. Every bucket answers direct gets (reads with no
     consumer); a bucket that exists with other replicas (an operator changed `NATS_REPLICAS`)
-    or without direct gets (made by an older version) has its backing stream updated."""
+    or without direct gets (made by an older version) has its backing stream updated, if
+    `manage`: a user that may only create streams (the chat) uses it as it is and says so."""
     config.direct = True
     try:
         return await js.create_key_value(config)
     except BadRequestError:
         info = await js.stream_info(f"KV_{config.bucket}")
         if info.config.num_replicas != config.replicas or not info.config.allow_direct:
+            if not manage:
+                log.warning(
+                    "bucket %s has %s replicas (direct gets: %s), not %s: this service may not "
+                    "change it (docs/operations.md, NATS users)",
+                    config.bucket,
+                    info.config.num_replicas,
+                    info.config.allow_direct,
+                    config.replicas,
+                )
+                return await js.key_value(config.bucket)
             log.info("updating bucket %s: %s replicas, direct gets", config.bucket, config.replicas)
             info.config.num_replicas = config.replicas
             info.config.allow_direct = True
@@ -164,14 +223,21 @@ async def ensure_key_value(js: JetStreamContext, config: KeyValueConfig) -> KeyV
 class LazyBucket:
     """A KV bucket opened on first use and then kept: one value a key, on file unless `storage`
     says otherwise, each entry expiring after `ttl` seconds if given. `open` creates it if it is
-    missing (`ensure_key_value`); `find` opens it only if it exists."""
+    missing (`ensure_key_value`, which updates it only if `manage`); `find` opens it only if it
+    exists."""
 
     def __init__(
-        self, name: str, *, storage: StorageType = StorageType.FILE, ttl: float | None = None
+        self,
+        name: str,
+        *,
+        storage: StorageType = StorageType.FILE,
+        ttl: float | None = None,
+        manage: bool = True,
     ) -> None:
         self.name = name
         self.storage = storage
         self.ttl = ttl
+        self.manage = manage
         self.kv: KeyValue | None = None  # once opened
 
     async def open(self, js: JetStreamContext, replicas: int) -> KeyValue:
@@ -179,7 +245,7 @@ class LazyBucket:
             config = KeyValueConfig(
                 bucket=self.name, history=1, storage=self.storage, replicas=replicas, ttl=self.ttl
             )
-            self.kv = await ensure_key_value(js, config)
+            self.kv = await ensure_key_value(js, config, self.manage)
         return self.kv
 
     async def find(self, js: JetStreamContext) -> KeyValue | None:

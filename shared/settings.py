@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["PLACEHOLDER_PREFIX", "CommonSettings", "is_placeholder"]
@@ -14,6 +14,10 @@ class CommonSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
 
     nats_url: str = Field("nats://127.0.0.1:4222", description="NATS server(s), comma-separated")
+    nats_user: str = Field(
+        "", description="the NATS user this service connects as; empty: anonymous"
+    )
+    nats_password: str = Field("", description="that user's password (with NATS_USER)")
     nats_replicas: int = Field(1, ge=1, le=5, description="JetStream replicas of stream and KV")
     events_max_age_s: float = Field(
         7 * 24 * 3600, gt=0, description="how long the events stream keeps an event"
@@ -26,6 +30,16 @@ class CommonSettings(BaseSettings):
     shutdown_grace_s: float = Field(
         10.0, ge=0, description="time given to in-flight work on SIGTERM"
     )
+
+    @model_validator(mode="after")
+    def _nats_credentials(self) -> CommonSettings:
+        """A user needs its password, and a password its user; a placeholder from deploy/k8s is
+        refused like the services' other secrets."""
+        if bool(self.nats_user) != bool(self.nats_password):
+            raise ValueError("NATS_USER and NATS_PASSWORD: set both (or neither, anonymous)")
+        if is_placeholder(self.nats_password):
+            raise ValueError("NATS_PASSWORD holds a placeholder value: set the real password")
+        return self
 
 
 PLACEHOLDER_PREFIX = "change-me"

@@ -18,7 +18,13 @@ import httpx
 import pytest
 
 from shared.callback_receiver import CallbackReceiver, Received
-from shared.nats_binary import nats_server_binary, nats_server_env
+from shared.nats_binary import (
+    AUTH_CONFIG,
+    credentials,
+    nats_server_binary,
+    nats_server_env,
+    new_passwords,
+)
 
 __all__ = ["CallbackReceiver", "Received"]  # the tests' callback receiver is the project's one
 
@@ -42,33 +48,35 @@ def wait_for_port(port: int, timeout: float = 15.0) -> None:
 
 
 class NatsServer:
-    """A real nats-server with JetStream; `stop`/`start` keep its port and its store."""
+    """A real nats-server with JetStream; `stop`/`start` keep its port and its store. With
+    `auth`, it has the users of deploy/k8s/base/nats/auth.conf (passwords in `passwords`) and
+    no anonymous access."""
 
-    def __init__(self, store: Path) -> None:
+    def __init__(self, store: Path, auth: bool = False) -> None:
         self.port = free_port()
         self.store = store
+        self.passwords = new_passwords() if auth else {}
+        self.log_path = store.parent / f"nats-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
+
+    def credentials(self, user: str) -> dict[str, str]:
+        """`NATS_USER` and `NATS_PASSWORD` for `user`; nothing (anonymous) without auth."""
+        return credentials(user, self.passwords) if self.passwords else {}
 
     @property
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [
-                nats_server_binary(),
-                "-js",
-                "-a",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "-sd",
-                str(self.store),
-            ],
-            env=nats_server_env(),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        auth = ["-c", str(AUTH_CONFIG)] if self.passwords else []
+        command = [nats_server_binary(), *auth, "-js", "-a", "127.0.0.1", "-p", str(self.port)]
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [*command, "-sd", str(self.store)],
+                env={**nats_server_env(), **self.passwords},
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
         wait_for_port(self.port)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
@@ -168,6 +176,7 @@ class System:
             "DISPATCH_RETRY_WINDOW_S": "5",
             "DISPATCH_TIMEOUT_S": "2",
             "LOG_LEVEL": "INFO",
+            **self.nats.credentials(name),
         }
         svc = Service(name, {**base, **env}, port, self.tmp / f"{name}-{port}.log")
         self.services.append(svc)

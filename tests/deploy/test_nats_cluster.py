@@ -1,7 +1,8 @@
 """The prod overlay's NATS, run for real on this machine: three nats-server processes with the
-rendered nats.conf (only addresses, ports and paths rewritten for 127.0.0.1), the services'
-own set-up code with the overlay's NATS_REPLICAS, the manifest's probe paths, and its preStop
-command taking one node out while the stream and the KV bucket keep working."""
+rendered nats.conf and auth.conf (only addresses, ports and paths rewritten for 127.0.0.1; the
+users' passwords made up), the services' own set-up code, as the registry's NATS user, with the
+overlay's NATS_REPLICAS, the manifest's probe paths, and its preStop command taking one node out
+while the stream and the KV bucket keep working."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import httpx
 import pytest
 
 from shared.bus import SUBSCRIPTIONS_BUCKET, connect
-from shared.nats_binary import nats_server_binary
+from shared.nats_binary import credentials, nats_server_binary, new_passwords
 from shared.settings import CommonSettings
 from shared.subjects import EVENTS_STREAM
 from tests.conftest import free_port
@@ -57,6 +58,9 @@ def local_config(conf: str, node: Node, nodes: list[Node]) -> str:
     return conf
 
 
+PASSWORDS = new_passwords()
+
+
 @pytest.fixture
 def cluster(
     tmp_path: Path,
@@ -64,7 +68,8 @@ def cluster(
     objects = render(K8S / "overlays" / "prod")
     nats = find(objects, "StatefulSet", "nats")
     c = container(nats)
-    conf = find_generated(objects, "ConfigMap", "nats-config")["data"]["nats.conf"]
+    config_map = find_generated(objects, "ConfigMap", "nats-config")["data"]
+    conf = config_map["nats.conf"]
     settings = find_generated(objects, "ConfigMap", "volano-config")["data"]
     probes = {
         p: c[p]["httpGet"]["path"] for p in ("startupProbe", "readinessProbe", "livenessProbe")
@@ -74,9 +79,10 @@ def cluster(
     for node in nodes:
         node.dir.mkdir()
         (node.dir / "nats.conf").write_text(local_config(conf, node, nodes))
+        (node.dir / "auth.conf").write_text(config_map["auth.conf"])
         node.proc = subprocess.Popen(
             [binary, *c["args"][:-1], str(node.dir / "nats.conf")],
-            env={"POD_NAME": node.name},
+            env={"POD_NAME": node.name, **PASSWORDS},
             stdout=subprocess.DEVNULL,
             stderr=(node.dir / "log").open("wb"),
         )
@@ -126,13 +132,17 @@ async def test_prod_nats_forms_a_replicated_jetstream_that_survives_a_lame_duck_
             await asyncio.to_thread(wait_healthy, node, path)
     # First as a one-replica installation, then as the manifest says: an operator raising
     # NATS_REPLICAS on a live installation gets the stream and the bucket scaled up.
+    registry = credentials("registry", PASSWORDS)
     settings = CommonSettings(
-        nats_url=",".join(f"nats://127.0.0.1:{n.client}" for n in nodes), nats_replicas=1
+        nats_url=",".join(f"nats://127.0.0.1:{n.client}" for n in nodes),
+        nats_replicas=1,
+        nats_user=registry["NATS_USER"],
+        nats_password=registry["NATS_PASSWORD"],
     )
-    bus = await asyncio.wait_for(connect(settings, "k8s-test"), 60)
+    bus = await asyncio.wait_for(connect(settings, "registry"), 60)
     await bus.close()
     settings.nats_replicas = int(config["NATS_REPLICAS"])
-    bus = await asyncio.wait_for(connect(settings, "k8s-test"), 60)
+    bus = await asyncio.wait_for(connect(settings, "registry"), 60)
     try:
         events = await bus.js.stream_info(EVENTS_STREAM)
         kv = await bus.js.stream_info(f"KV_{SUBSCRIPTIONS_BUCKET}")
@@ -160,7 +170,12 @@ async def test_prod_nats_forms_a_replicated_jetstream_that_survives_a_lame_duck_
         await bus.close()
         others = [n for n in nodes if n is not victim]
         settings.nats_url = ",".join(f"nats://127.0.0.1:{n.client}" for n in others)
-        bus = await asyncio.wait_for(connect(settings, "k8s-test"), 60)
+        bus = await asyncio.wait_for(connect(settings, "registry"), 60)
+        chat = credentials("chat", PASSWORDS)
+        chat_settings = settings.model_copy(
+            update={"nats_user": chat["NATS_USER"], "nats_password": chat["NATS_PASSWORD"]}
+        )
+        chat_bus = await asyncio.wait_for(connect(chat_settings, "chat"), 60)
         assert pre_stop[0] == "nats-server" and pre_stop[1].startswith("-sl=ldm=")
         command = [nats_server_binary(), f"-sl=ldm={victim.pid_file}"]
         await asyncio.to_thread(subprocess.run, command, check=True, timeout=10)
@@ -169,7 +184,7 @@ async def test_prod_nats_forms_a_replicated_jetstream_that_survives_a_lame_duck_
         await asyncio.to_thread(victim.proc.wait, 15)
 
         async def publish() -> object:
-            return await bus.js.publish("volano.events.k8s.chat", b"x", timeout=2)
+            return await chat_bus.js.publish("volano.events.k8s.chat", b"x", timeout=2)
 
         async def put() -> object:
             return await bus.subscriptions.put("k8s-probe", b"x")
@@ -177,5 +192,6 @@ async def test_prod_nats_forms_a_replicated_jetstream_that_survives_a_lame_duck_
         await retry("publish with one node gone", publish)
         await retry("KV put with one node gone", put)
         await bus.subscriptions.delete("k8s-probe")
+        await chat_bus.close()
     finally:
         await bus.close()
