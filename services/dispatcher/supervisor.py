@@ -109,6 +109,7 @@ class Supervisor:
             for task in tasks[1:]:
                 task.cancel()
             await self.stop_all(self.settings.shutdown_grace_s)
+            self.deliverer.attempts.send()
             tasks[0].cancel()  # leaves the membership, now that positions are stored
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.follower.stop()

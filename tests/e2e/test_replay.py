@@ -65,8 +65,20 @@ async def ended_body(api: httpx.AsyncClient, sub_id: str, within_s: float = 15) 
         await asyncio.sleep(0.1)
 
 
-async def all_attempts(api: httpx.AsyncClient, sub_id: str, limit: int) -> list[Any]:
-    """Every attempt, page by page."""
+async def all_attempts(
+    api: httpx.AsyncClient, sub_id: str, limit: int, count: int, within_s: float = 5
+) -> list[Any]:
+    """Every attempt, page by page, once there are `count` (they are recorded a moment after
+    the POST); the last walk if never."""
+    deadline = time.monotonic() + within_s
+    while True:
+        items = await _walk(api, sub_id, limit)
+        if len(items) >= count or time.monotonic() > deadline:
+            return items
+        await asyncio.sleep(0.1)
+
+
+async def _walk(api: httpx.AsyncClient, sub_id: str, limit: int) -> list[Any]:
     items: list[Any] = []
     cursor = None
     while True:
@@ -122,7 +134,7 @@ async def test_a_callback_ended_by_a_500_registers_again_and_misses_nothing(
             replayed = [r.headers["webhook-id"] for r in receiver.processed[10:]]
             assert replayed[0] == receiver.received[10].headers["webhook-id"]  # the 500'd one
 
-            attempts = await all_attempts(api, sub_id, limit=7)
+            attempts = await all_attempts(api, sub_id, limit=7, count=51)
             assert len(attempts) == 51
             assert [a["status"] for a in attempts].count(500) == 1
             assert attempts[-11]["status"] == 500
@@ -226,7 +238,7 @@ async def test_why_a_registration_ended_and_its_attempts(
         silent_end = await ended_body(api, ids[0])
         assert silent_end["reason"] == "no_answer"
         assert silent_end["status"] is None and silent_end["last_webhook_id"] is None
-        attempts = await all_attempts(api, ids[0], limit=100)
+        attempts = await all_attempts(api, ids[0], limit=100, count=len(silent.received))
         assert len(attempts) == len(silent.received) >= 2
         assert all(a["status"] is None and "closed by the callback" in a["error"] for a in attempts)
         assert {a["webhook_id"] for a in attempts} == {f"{ids[0]}_1"}
@@ -236,7 +248,7 @@ async def test_why_a_registration_ended_and_its_attempts(
         flaky_end = await ended_body(api, ids[1])
         assert (flaky_end["reason"], flaky_end["status"]) == ("status", 404)
         assert flaky_end["last_webhook_id"] == f"{ids[1]}_3"
-        attempts = await all_attempts(api, ids[1], limit=2)
+        attempts = await all_attempts(api, ids[1], limit=2, count=6)
         assert [a["status"] for a in attempts] == [404, 200, 200, 200, None, None]
         assert [a["webhook_id"] for a in attempts] == [f"{ids[1]}_{n}" for n in (4, 3, 2, 1, 1, 1)]
         assert [a["error"] is None for a in attempts] == [True] * 4 + [False] * 2
@@ -249,7 +261,7 @@ async def test_why_a_registration_ended_and_its_attempts(
         deleted_end = await ended_body(api, ids[2])
         assert (deleted_end["reason"], deleted_end["status"]) == ("deleted", None)
         assert deleted_end["last_webhook_id"] == f"{ids[2]}_4"
-        assert len(await all_attempts(api, ids[2], limit=100)) == 4
+        assert len(await all_attempts(api, ids[2], limit=100, count=4)) == 4
 
         never = "sub_" + "b" * 24
         for path in (f"/v1/subscriptions/{never}", f"/v1/subscriptions/{never}/attempts"):
