@@ -13,7 +13,8 @@ each client session's chat frames for its room in the order they arrived (`View`
 - **mismatched**: a POST whose event is not the one the stream holds at its sequence, or that
   belongs to no event of the registration's room after its start;
 - **views**: every chat frame a client saw must be a stream event of its room (messages are
-  unique), and one session's frames must follow the stream's order;
+  unique) carrying that event's `seq`, one session's frames must follow the stream's order, and
+  a session must miss none of its room's events between its `entered` and its last frame;
 - **membership**: replaying the stream's `enter`, `exit` and `kick` events, who is still in a
   room when every client has left (an `exit` that never reached the stream), and which `exit`
   or `kick` names someone not in the room.
@@ -65,11 +66,12 @@ class Delivery:
 
 @dataclass(frozen=True, slots=True)
 class View:
-    """One client's session in one room: the chat messages it was sent, in arrival order."""
+    """One client's session in one room: the room-event frames it was sent, in arrival order,
+    each as (its `seq`, the message of a chat frame or None), the `entered` reply first."""
 
     client: str
     room: str
-    messages: tuple[str, ...]
+    frames: tuple[tuple[int, str | None], ...]
 
 
 @dataclass
@@ -96,6 +98,9 @@ class ViewResult:
     missing: list[tuple[str, str, str]] = field(default_factory=list)  # client, room, message
     # client, room, message, its sequence, the greater sequence seen before it
     out_of_order: list[tuple[str, str, str, int, int]] = field(default_factory=list)
+    # client, room, message, the frame's seq, the stream's sequence of the message
+    misnumbered: list[tuple[str, str, str, int, int]] = field(default_factory=list)
+    missed: list[tuple[str, str, int]] = field(default_factory=list)  # client, room, seq
 
 
 def check_registration(
@@ -130,21 +135,40 @@ def check_registration(
 
 
 def check_views(stream: Iterable[StreamEvent], views: Iterable[View]) -> ViewResult:
-    """Each session's chat frames against the stream: present, in the room, in order."""
+    """Each session's frames against the stream: its chat frames present, in the room, in
+    order and numbered with their event's sequence; and no event its room's members are all
+    sent (`enter`, `exit`, `chat`, `kick`) missed between its `entered` and its last frame."""
+    stream = list(stream)
     where = {(e.room, e.message): e.seq for e in stream if e.message is not None}
+    shared: dict[str, list[int]] = {}
+    for e in stream:
+        if json.loads(e.data)["kind"] in ("enter", "exit", "chat", "kick"):
+            shared.setdefault(e.room, []).append(e.seq)
     result = ViewResult()
     for view in views:
         result.sessions += 1
         highest = 0
-        for message in view.messages:
+        for frame_seq, message in view.frames:
+            if message is None:
+                continue
             result.frames += 1
             seq = where.get((view.room, message))
             if seq is None:
                 result.missing.append((view.client, view.room, message))
                 continue
+            if seq != frame_seq:
+                result.misnumbered.append((view.client, view.room, message, frame_seq, seq))
             if seq < highest:
                 result.out_of_order.append((view.client, view.room, message, seq, highest))
             highest = max(highest, seq)
+        got = {seq for seq, _ in view.frames}
+        if got:
+            first, last = view.frames[0][0], max(got)
+            result.missed += [
+                (view.client, view.room, seq)
+                for seq in shared.get(view.room, [])
+                if first < seq <= last and seq not in got
+            ]
     return result
 
 

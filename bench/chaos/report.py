@@ -48,6 +48,8 @@ def failures(o: Outcome) -> list[str]:
         ("registrations ended", sum(r.ended for r in o.results)),
         ("client frames not in the stream", len(o.views.missing)),
         ("client frames out of the stream's order", len(o.views.out_of_order)),
+        ("client frames with another seq than their event's", len(o.views.misnumbered)),
+        ("room events a client session missed", len(o.views.missed)),
     ]
     found = [f"{what}: {count}" for what, count in checks if count]
     if len(o.faults) < o.min_faults:
@@ -78,6 +80,8 @@ def _rows(o: Outcome) -> list[tuple[str, str, str]]:
         ("client sessions / chat frames seen", f"{o.views.sessions} / {o.views.frames}", ""),
         ("  frames not in the stream", str(len(o.views.missing)), "0"),
         ("  frames out of the stream's order", str(len(o.views.out_of_order)), "0"),
+        ("  frames with another seq than their event's", str(len(o.views.misnumbered)), "0"),
+        ("  room events a session missed", str(len(o.views.missed)), "0"),
         ("users the stream leaves in a room (exits missing)", str(len(o.left)), ""),
         ("exits of users not in the room", str(len(o.strays)), ""),
         ("chat messages stored twice", str(len(o.twice)), ""),
@@ -169,6 +173,10 @@ def details(o: Outcome) -> list[str]:
         lines.append(f"exit of {user} from {room} (seq {seq}), who was not in it")
     for client, room, message in o.views.missing:
         lines.append(f"client {client} (room {room}) saw {message!r}, which the stream lacks")
+    for client, room, message, seq, actual in o.views.misnumbered[:SHOWN]:
+        lines.append(f"client {client} (room {room}) got {message!r} as seq {seq}; it is {actual}")
+    for client, room, seq in o.views.missed[:SHOWN]:
+        lines.append(f"client {client} (room {room}) missed seq {seq}")
     for client, room, message, seq, after in o.views.out_of_order:
         lines.append(f"client {client} (room {room}) saw {message!r} (seq {seq}) after seq {after}")
     return lines

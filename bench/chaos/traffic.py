@@ -2,7 +2,7 @@
 
 Each room has `users` client slots. A slot loops: connect to a chat replica, enter the room
 under a fresh name, chat a few messages (each one unique, so the checker can find it in the
-stream), leave, pause. Every chat frame a session receives for its room is recorded in order
+stream), leave, pause. Every room-event frame a session receives for its room is recorded in order
 (a `View`); a message refused `unavailable` is noted (its sender never saw it accepted). A
 request without an answer within `REPLY_S`, or a connection that ends, makes the slot move to
 the other chat replica, reconnect and enter again.
@@ -27,6 +27,7 @@ from bench.chaos.check import View
 
 __all__ = ["Traffic"]
 
+ROOM_EVENTS = frozenset({"entered", "enter", "exit", "chat", "ring", "kick"})  # with a seq
 REPLY_S = 15.0  # longer than CHAT_PUBLISH_TIMEOUT_S: a stalled NATS gets `unavailable` first
 
 
@@ -35,7 +36,7 @@ class _Session:
         self.client = client
         self.room = room
         self.replica = replica
-        self.messages: list[str] = []
+        self.frames: list[tuple[int, str | None]] = []  # (seq, a chat frame's message)
         self.ended = 0.0  # unix time
         self.how = ""  # "left", or the exception that ended the connection
 
@@ -65,7 +66,7 @@ class Traffic:
         self._stop = asyncio.Event()
 
     def views(self) -> list[View]:
-        return [View(s.client, s.room, tuple(s.messages)) for s in self.sessions]
+        return [View(s.client, s.room, tuple(s.frames)) for s in self.sessions]
 
     def ends(self) -> dict[str, tuple[str, float, str]]:
         """Each session's user name: (its chat replica, when it ended, how)."""
@@ -146,14 +147,16 @@ class Traffic:
     async def _request(
         self, ws: websockets.ClientConnection, session: _Session, frame: dict[str, Any]
     ) -> dict[str, Any]:
-        """Sends `frame` with a fresh id and reads until its answer, recording the room's chat
-        frames on the way (the sender's own copy included)."""
+        """Sends `frame` with a fresh id and reads until its answer, recording the room's event
+        frames on the way (the sender's own copies included)."""
         request_id = self.stats["requests"] = self.stats["requests"] + 1
         await ws.send(json.dumps({**frame, "id": request_id}))
         async with asyncio.timeout(REPLY_S):
             while True:
                 got = json.loads(await ws.recv())
-                if got.get("op") == "chat" and got.get("room") == session.room:
-                    session.messages.append(got["message"])
+                op = got.get("op")
+                if op in ROOM_EVENTS and got.get("room") == session.room:
+                    message = got["message"] if op == "chat" else None
+                    session.frames.append((int(got.get("seq", 0)), message))
                 if got.get("id") == request_id:
                     return dict(got)

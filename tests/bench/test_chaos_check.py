@@ -88,21 +88,43 @@ def test_the_counts_add_up_whatever_arrives(arrivals: list[int], start: int) -> 
     assert result.mismatched == [s for s in firsts if s <= start]
 
 
+def seen(client: str, room: str, *messages: str, entered: int = 0) -> View:
+    """A session that entered at `entered` and got these chat frames, numbered as stored."""
+    frames = [(int(m[1:]) if m[1:].isdigit() else 99, m) for m in messages]
+    return View(client, room, ((entered, None), *frames))
+
+
 def test_views_that_are_subsequences_of_the_stream_pass() -> None:
-    views = [View("c1", "r", ("m1", "m4")), View("c2", "other", ("m2", "m5")), View("c3", "r", ())]
+    views = [
+        seen("c1", "r", "m3", "m4", entered=1),
+        seen("c2", "other", "m2", "m5", entered=1),
+        seen("c3", "r"),
+        View("c4", "r", ()),
+    ]
     result = check_views(STREAM, views)
-    assert (result.sessions, result.frames) == (3, 4)
-    assert result.missing == result.out_of_order == []
+    assert (result.sessions, result.frames) == (4, 4)
+    assert result.missing == result.out_of_order == result.misnumbered == result.missed == []
 
 
 def test_a_frame_the_stream_lacks_or_holds_in_another_room_is_missing() -> None:
-    result = check_views(STREAM, [View("c1", "r", ("m1", "ghost", "m2"))])
+    result = check_views(STREAM, [seen("c1", "r", "m1", "ghost", "m2")])
     assert result.missing == [("c1", "r", "ghost"), ("c1", "r", "m2")]
 
 
 def test_a_frame_before_one_the_stream_stored_earlier_is_out_of_order() -> None:
-    result = check_views(STREAM, [View("c1", "r", ("m1", "m4", "m3", "m6"))])
+    result = check_views(STREAM, [seen("c1", "r", "m1", "m4", "m3", "m6")])
     assert result.out_of_order == [("c1", "r", "m3", 3, 4)]
+
+
+def test_a_chat_frame_numbered_otherwise_than_its_event_is_misnumbered() -> None:
+    result = check_views(STREAM, [View("c1", "r", ((0, None), (3, "m3"), (5, "m4")))])
+    assert result.misnumbered == [("c1", "r", "m4", 5, 4)]
+
+
+def test_an_event_of_the_room_between_entered_and_the_last_frame_not_sent_is_missed() -> None:
+    stream = [*STREAM, chat(7, "r"), member(8, "enter", "zed"), member(9, "exit", "zed")]
+    result = check_views(stream, [View("c1", "r", ((1, None), (4, "m4"), (8, None)))])
+    assert result.missed == [("c1", "r", 3), ("c1", "r", 6), ("c1", "r", 7)]  # not 9: after
 
 
 def test_messages_stored_twice_and_refusals_that_were_stored() -> None:
