@@ -37,6 +37,7 @@ from shared.settings import CommonSettings
 from shared.subjects import EVENT_SUBJECTS, EVENTS_STREAM
 
 __all__ = [
+    "EVERYTHING",
     "POSITIONS_BUCKET",
     "SUBSCRIPTIONS_BUCKET",
     "USES",
