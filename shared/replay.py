@@ -17,7 +17,7 @@ from shared.bus import Bus
 from shared.since import Since, rfc3339, start_point
 from shared.subjects import EVENTS_STREAM, room_subjects
 
-__all__ = ["first_event_at", "replay_start"]
+__all__ = ["first_replayed", "replay_start"]
 
 LOOKUP_TIMEOUT_S = 5.0
 
@@ -25,13 +25,28 @@ LOOKUP_TIMEOUT_S = 5.0
 async def replay_start(bus: Bus, room: str, since: Since, first_seq: int, last_seq: int) -> int:
     """The `start_seq` of a registration of `room` asked to start at `since`, when the stream
     holds `first_seq`..`last_seq`."""
+    after = await _after(bus, room, since)
+    return start_point(last_seq if after is None else after, first_seq, last_seq)
+
+
+async def first_replayed(bus: Bus, room: str, since: Since) -> float | None:
+    """When the first event a registration of `room` starting at `since` would replay was
+    stored (unix time), or None if the stream holds none. Asked before the registration is
+    stored, so that a NATS failure here leaves nothing changed."""
+    after = await _after(bus, room, since)
+    return None if after is None else await _first_event_at(bus, room, after)
+
+
+async def _after(bus: Bus, room: str, since: Since) -> int | None:
+    """The sequence after which `since` starts, or None if no held event of the room is after
+    it (a time later than the room's last event)."""
     if since.seq is not None:
-        return start_point(since.seq, first_seq, last_seq)
+        return since.seq
     assert since.time is not None
     if since.time >= datetime.now(UTC):  # nothing stored yet (and far-off times confuse NATS)
-        return last_seq
+        return None
     found = await _first_from(bus, room, since.time)
-    return start_point(last_seq if found is None else found - 1, first_seq, last_seq)
+    return None if found is None else found - 1
 
 
 async def _first_from(bus: Bus, room: str, moment: datetime) -> int | None:
@@ -48,7 +63,7 @@ async def _first_from(bus: Bus, room: str, moment: datetime) -> int | None:
     return int(headers["Nats-Sequence"])
 
 
-async def first_event_at(bus: Bus, room: str, after: int) -> float | None:
+async def _first_event_at(bus: Bus, room: str, after: int) -> float | None:
     """When the room's first held event after sequence `after` was stored (unix time), or
     None if the stream holds none."""
     found, _ = await bus.direct.read(EVENTS_STREAM, room_subjects(room), after, 1)

@@ -30,7 +30,7 @@ from services.registry.schemas import (
     SubscriptionOut,
 )
 from shared.ids import is_subscription_id
-from shared.replay import first_event_at
+from shared.replay import first_replayed
 from shared.since import parse_since, rfc3339
 from shared.subscriptions import (
     Subscription,
@@ -78,6 +78,7 @@ async def register(body: SubscriptionCreate, registrar: RegistrarDep, bus: BusDe
     if not registrar.admits(body.url):
         raise HTTPException(403, "unauthorized URL")
     since = None if body.since is None else parse_since(body.since)
+    first = None if since is None else await first_replayed(bus, body.room, since)
     sub, created = await registrar.register(body.room, body.url, since)
     if not created:
         return JSONResponse(_out(sub).model_dump(), status_code=200)
@@ -86,7 +87,6 @@ async def register(body: SubscriptionCreate, registrar: RegistrarDep, bus: BusDe
     )
     if since is None:
         return JSONResponse(created_body.model_dump(exclude={"replay_from"}), status_code=201)
-    first = await first_event_at(bus, sub.room, sub.start_seq or 0)
     created_body.replay_from = None if first is None else rfc3339(first)
     return JSONResponse(created_body.model_dump(), status_code=201)
 
