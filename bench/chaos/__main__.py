@@ -129,8 +129,10 @@ class Run:
     async def settle(
         self, bus: Bus, registrar: Registrar
     ) -> tuple[list[StreamEvent], list[RegistrationResult], int]:
-        """Checks again until nothing is missing and no POST came for `QUIET_S`, or until
-        `CHAOS_SETTLE_S` is over; the last check is the outcome."""
+        """Checks again until nothing is missing, the stream has every user out of its room
+        (exits of a killed chat's users come from the other replicas, seconds later) and no
+        POST came for `QUIET_S`, or until `CHAOS_SETTLE_S` is over; the last check is the
+        outcome."""
         deadline = time.monotonic() + self.s.settle_s
         last_posts, quiet_since = -1, time.monotonic()
         while True:
@@ -141,7 +143,7 @@ class Run:
             count = sum(len(p) for p in posts.values())
             if count != last_posts:
                 last_posts, quiet_since = count, time.monotonic()
-            missing = sum(len(r.lost) for r in results)
+            missing = sum(len(r.lost) for r in results) + len(membership(stream)[0])
             now = time.monotonic()
             if (missing == 0 and now - quiet_since >= QUIET_S) or now > deadline:
                 return stream, results, unreadable
