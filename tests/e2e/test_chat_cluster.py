@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import subprocess
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -25,8 +27,9 @@ from shared.events import (
     KickEvent,
     RingEvent,
 )
+from shared.nats_binary import nats_server_binary, nats_server_env
 from tests.chat.wsclient import Client, register, room_events, start_together
-from tests.conftest import Service, System, free_port
+from tests.conftest import NatsServer, Service, System, free_port, wait_for_port
 
 pytestmark = pytest.mark.e2e
 
@@ -215,3 +218,90 @@ async def test_a_replica_cut_off_from_nats_stops_serving_and_its_users_leave(
         EnterEvent(room, "islander", "127.0.0.1", ""),
     ]
     await proxy.close()
+
+
+class ThreeNodes(NatsServer):
+    """A 3-node JetStream cluster on 127.0.0.1 (no auth); `url` lists every node."""
+
+    def __init__(self, store: Path) -> None:
+        super().__init__(store)
+        self.ports = [free_port() for _ in range(3)]
+        self.routes = [free_port() for _ in range(3)]
+        self.procs: list[subprocess.Popen[bytes] | None] = [None, None, None]
+
+    @property
+    def url(self) -> str:
+        return ",".join(f"nats://127.0.0.1:{p}" for p in self.ports)
+
+    def start_node(self, i: int) -> None:
+        routes = ",".join(f"nats://127.0.0.1:{r}" for r in self.routes)
+        command = [
+            nats_server_binary(), "-js", "-a", "127.0.0.1", "-p", str(self.ports[i]),
+            "-n", f"n{i}", "--cluster_name", "volano", "--cluster",
+            f"nats://127.0.0.1:{self.routes[i]}", "--routes", routes,
+            "-sd", str(self.store / f"n{i}"),
+        ]  # fmt: skip
+        with (self.store.parent / f"nats-n{i}.log").open("ab") as log:
+            self.procs[i] = subprocess.Popen(
+                command, env=nats_server_env(), stdout=subprocess.DEVNULL, stderr=log
+            )
+        wait_for_port(self.ports[i])
+
+    def start(self) -> None:
+        for i in range(3):
+            self.start_node(i)
+
+    def stop_node(self, i: int, sig: int = signal.SIGKILL) -> None:
+        proc, self.procs[i] = self.procs[i], None
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(sig)
+            proc.wait(15)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        for i in range(3):
+            self.stop_node(i, sig)
+
+
+@pytest.fixture
+def three_nodes(tmp_path: Path) -> Iterator[System]:
+    nodes = ThreeNodes(tmp_path / "cluster")
+    nodes.start()
+    system = System(nodes, tmp_path)
+    yield system
+    for svc in system.services:
+        svc.stop(signal.SIGKILL)
+    nodes.stop(signal.SIGKILL)
+
+
+async def test_replicas_share_rooms_on_a_three_node_cluster_that_loses_a_node(
+    three_nodes: System, receiver_factory: object
+) -> None:
+    receiver: CallbackReceiver = receiver_factory()  # type: ignore[operator]
+    env = {**CHAT_ENV, "NATS_REPLICAS": "3"}
+    registry, _, first = three_nodes.start_all(receiver.url, **env)
+    second = three_nodes.service("chat", **env)
+    await asyncio.to_thread(second.start)
+    room = "Cluster"
+    register(registry.base_url, room, receiver.url)
+    clients = [await Client.connect(chat.port) for chat in (first, second, first, second)]
+    for i, c in enumerate(clients):
+        await c.send(op="enter", room=room, user=f"u{i}")
+    answers = Counter([(await c.recv())["op"] for c in clients])
+    assert answers == {"entered": 4}
+    nodes = three_nodes.nats
+    assert isinstance(nodes, ThreeNodes)
+    nodes.stop_node(2)  # a node dies; the other two keep the quorum
+    deadline = time.monotonic() + 30
+    while True:  # `unavailable` while a replica reconnects to another node: try again
+        await clients[1].send(op="chat", room=room, message="still here", id="s")
+        frame = await clients[1].recv(within_s=30)
+        while frame["op"] not in ("chat", "error"):  # others' enters, before
+            frame = await clients[1].recv(within_s=30)
+        if frame["op"] == "chat" or time.monotonic() > deadline:
+            break
+        assert frame["code"] == "unavailable", frame
+        await asyncio.sleep(0.5)
+    assert frame["op"] == "chat" and frame["id"] == "s"
+    assert (await clients[0].recv_op("chat", within_s=30))["message"] == "still here"
+    events = await events_of(receiver, room, 6)
+    assert [e.kind for e in events] == ["create", "enter", "enter", "enter", "enter", "chat"]
