@@ -19,6 +19,7 @@ from services.chat.frames import Outgoing
 from services.chat.hosts import ForwardedForError, TrustedProxies, client_host
 from services.chat.limits import Origins
 from services.chat.publisher import Publisher
+from services.chat.recovery import StreamReader
 from services.chat.replicas import Replicas
 from services.chat.server import ChatServer
 from services.chat.settings import ChatSettings
@@ -46,7 +47,7 @@ def create_app(settings: ChatSettings | None = None) -> FastAPI:
     bans = Bans(holder, settings.chat_ban_minutes, settings.nats_replicas)
     publisher = Publisher(holder, settings.chat_publish_timeout_s)
     replicas = Replicas(settings.chat_replica_ttl_s, settings.nats_replicas)
-    server = ChatServer(settings, publisher, bans, replicas)
+    server = ChatServer(settings, publisher, bans, replicas, StreamReader(holder))
     cluster = Cluster(server, holder)
     trusted = TrustedProxies(settings.trusted_proxies())
     origins = Origins(settings.chat_allowed_origins)

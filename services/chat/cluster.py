@@ -100,7 +100,11 @@ class Cluster:
         names, server.changed = server.changed, set()
         if time.monotonic() - self._resaved > RESAVE_S:
             self._resaved = time.monotonic()
-            names |= {r.name for r in server.rooms.rooms.values() if r.by_conn}
+            names |= {
+                r.name
+                for r in server.rooms.rooms.values()
+                if r.by_conn or (r.permanent and r.history)
+            }
         rooms = [server.rooms.rooms.get(name) for name in sorted(names)]
         try:
             await server.snapshots.save(bus, [r for r in rooms if r is not None])

@@ -6,7 +6,9 @@ member sees a room's events in that order, whichever replica it is connected to.
 replica published is recognised by its `Nats-Msg-Id` (`pending`): its requester's connection
 enters the room with it, and the requester's copy of the frame carries the request `id`. An
 `enter` names the replica that holds the user and the member's role in headers, so every
-replica knows where each member is and who may be kicked.
+replica knows where each member is and who may be kicked. A room's chats go into its `history`
+(a bounded deque: one append per chat), which the next `entered` carries; a requester coming
+back with `since` is first sent what it missed (services/chat/recovery.py).
 """
 
 from __future__ import annotations
@@ -27,10 +29,12 @@ from services.chat.outgoing import (
     entered_frame,
     exit_frame,
     kick_frame,
+    replay_frame,
     ring_frame,
     with_id,
 )
-from services.chat.rooms import Member, Room, Rooms
+from services.chat.recovery import Recovery
+from services.chat.rooms import Member, Room, Rooms, Said
 from services.chat.token import ROLES, Role
 from shared.events import (
     EVENT_TYPES,
@@ -62,6 +66,7 @@ class Pending:
 
     conn: Connection | None = None
     request_id: Any = None
+    recovery: Recovery | None = None  # an `enter` with `since`: what to replay first
     seen: asyncio.Future[int] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -74,13 +79,13 @@ class Fold:
         self.connections: set[Connection] = set()
         self.pending: dict[str, Pending] = {}
 
-    def restore(self, room: str, seq: int, members: list[Member]) -> None:
-        self.rooms.restore(room, seq, members)
+    def restore(self, room: str, seq: int, members: list[Member], history: list[Said]) -> None:
+        self.rooms.restore(room, seq, members, history)
 
-    def apply(self, seq: int, event: Event, headers: Mapping[str, str]) -> None:
+    def apply(self, seq: int, event: Event, headers: Mapping[str, str], at: float) -> None:
         mine = self.pending.pop(headers.get("Nats-Msg-Id", ""), None)
         try:
-            self._apply(seq, event, headers, mine)
+            self._apply(seq, event, headers, at, mine)
         finally:  # its requester is answered even if a frame could not be sent
             if mine is not None:
                 _STORED[event.kind].inc()
@@ -88,7 +93,7 @@ class Fold:
                     mine.seen.set_result(seq)
 
     def _apply(
-        self, seq: int, event: Event, headers: Mapping[str, str], mine: Pending | None
+        self, seq: int, event: Event, headers: Mapping[str, str], at: float, mine: Pending | None
     ) -> None:
         conn = mine.conn if mine else None
         request_id = mine.request_id if mine else None
@@ -97,14 +102,16 @@ class Fold:
             if room is not None and seq > room.seq:
                 room.seq = seq
                 if isinstance(event, ChatEvent):
+                    room.history.append(Said(event.user, event.message, at, seq))
                     _to_room(room, chat_frame(event, seq), conn, request_id)
                 else:
                     _ring(room, event, seq)
         elif isinstance(event, EnterEvent):
             role = headers.get(ROLE_HEADER)
             replica = headers.get(REPLICA_HEADER, "")
+            before = room.seq if room is not None else 0  # the room's event before it
             if self.rooms.apply(seq, event, replica, _role(role), conn):
-                self._entered(event, seq, conn, request_id)
+                self._entered(event, seq, conn, request_id, before, mine)
         elif isinstance(event, ExitEvent | KickEvent):
             if room is not None and seq > room.seq:
                 self._leaving(room, event, seq, conn, request_id)
@@ -114,12 +121,25 @@ class Fold:
                 ROOMS.set(len(self.rooms.rooms))
 
     def _entered(
-        self, event: EnterEvent, seq: int, conn: Connection | None, request_id: Any
+        self,
+        event: EnterEvent,
+        seq: int,
+        conn: Connection | None,
+        request_id: Any,
+        before: int,
+        mine: Pending | None,
     ) -> None:
         room = self.rooms.rooms[event.room]
         if conn is not None:
             conn.rooms.add(event.room)
-            conn.push(with_id(entered_frame(event, seq, room.members.values()), request_id))
+            recovery = mine.recovery if mine else None
+            gap = False
+            if recovery is not None:
+                for replayed_seq, replayed in recovery.events:
+                    conn.push(Outgoing(replay_frame(replayed, replayed_seq)))
+                gap = recovery.gap(before)
+            text = entered_frame(event, seq, room.members.values(), room.history, gap)
+            conn.push(with_id(text, request_id))
         frame = Outgoing(enter_frame(event, seq))
         for other in room.by_conn:
             if other is not conn:

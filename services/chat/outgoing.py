@@ -3,18 +3,20 @@
 Each is encoded once: `Outgoing` holds the JSON text and the websocket bytes written to every
 recipient. A requester's own copy carries its request `id` as the frame's last field, added to
 the encoded text rather than encoded a second time. Every room frame carries `seq`, the event's
-position in the stream. No I/O.
+position in the stream; a frame replayed to a client coming back also carries `"replay": true`.
+No I/O.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 from services.chat.frames import Outgoing
 from services.chat.protocol import encode
-from services.chat.rooms import Member
+from services.chat.rooms import Member, Said
 from shared.events import ChatEvent, EnterEvent, ExitEvent, KickEvent, RingEvent
 
 __all__ = [
@@ -23,6 +25,8 @@ __all__ = [
     "entered_frame",
     "exit_frame",
     "kick_frame",
+    "replay_frame",
+    "rfc3339",
     "ring_frame",
     "with_id",
 ]
@@ -54,11 +58,46 @@ def enter_frame(event: EnterEvent, seq: int) -> str:
     )
 
 
-def entered_frame(event: EnterEvent, seq: int, members: Iterable[Member]) -> str:
+def entered_frame(
+    event: EnterEvent,
+    seq: int,
+    members: Iterable[Member],
+    history: Iterable[Said] = (),
+    gap: bool = False,
+) -> str:
     listed = [{"user": m.user, "profile": m.profile, "type": m.type} for m in members]
-    return encode(
-        {"op": "entered", "room": event.room, "user": event.user, "members": listed, "seq": seq}
-    )
+    said = [
+        {"user": s.user, "message": s.message, "at": rfc3339(s.at), "seq": s.seq} for s in history
+    ]
+    frame = {
+        "op": "entered",
+        "room": event.room,
+        "user": event.user,
+        "members": listed,
+        "history": said,
+        "seq": seq,
+    }
+    if gap:
+        frame["gap"] = True
+    return encode(frame)
+
+
+def rfc3339(at: float) -> str:
+    """A unix time as RFC 3339 in UTC, to the microsecond: `2026-11-29T12:00:00.250000Z`."""
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def replay_frame(event: ChatEvent | EnterEvent | ExitEvent | KickEvent, seq: int) -> str:
+    """The frame of an event replayed to a client coming back."""
+    if isinstance(event, ChatEvent):
+        text = chat_frame(event, seq)
+    elif isinstance(event, EnterEvent):
+        text = enter_frame(event, seq)
+    elif isinstance(event, ExitEvent):
+        text = exit_frame(event, seq)
+    else:
+        text = kick_frame(event, seq)
+    return text[:-1] + ',"replay":true}'
 
 
 def exit_frame(event: ExitEvent, seq: int) -> str:

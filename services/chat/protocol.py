@@ -52,6 +52,7 @@ class EnterRequest:
     user: str
     profile: str
     token: str | None
+    since: int | None = None  # a `seq` the client saw in the room: replay what came after
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +123,15 @@ class _Fields:
             raise ChatError("too_long", f"{label} is longer than {max_len} characters", self.id)
         return value
 
+    def position(self, key: str) -> int | None:
+        """An optional stream position: a non-negative integer (not a boolean)."""
+        value = self.frame.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ChatError("bad_request", f"field {key!r} must be a non-negative integer", self.id)
+        return value
+
     def body(self, key: str, max_len: int, *, required: bool = True) -> str:
         value = self.text(key, required=required) or ""
         if len(value) > max_len:
@@ -149,9 +159,8 @@ def parse_request(text: str, limits: Limits) -> Request:
         token = f.text("token", required=False) or None
         # with a member token the name is the token's, so `user` may be left out
         user = f.name("user", limits.user_max, required=token is None)
-        return EnterRequest(
-            request_id, room, user, f.body("profile", limits.text_max, required=False), token
-        )
+        profile = f.body("profile", limits.text_max, required=False)
+        return EnterRequest(request_id, room, user, profile, token, f.position("since"))
     if op == "chat":
         return ChatRequest(
             request_id, f.name("room", limits.room_max), f.body("message", limits.text_max)

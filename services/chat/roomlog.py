@@ -5,7 +5,8 @@ events after its snapshot up to the stream's last sequence (direct gets, no cons
 the next sequence on follows the stream with one ordered consumer (ephemeral, in memory, no
 acks; nats-py re-creates it from the last sequence it saw after a gap or a reconnect). Events
 that arrive while the rooms are being read wait in order, and each goes to `apply` once.
-`reach(seq)` waits until the event at `seq` (or a later one) has been applied.
+`reach(seq)` waits until the event at `seq` (or a later one) has been applied. Each event goes
+with the time the stream stored it (a room's `history` shows it).
 """
 
 from __future__ import annotations
@@ -20,21 +21,21 @@ from collections.abc import Callable, Mapping
 from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from services.chat.rooms import Member
+from services.chat.rooms import Member, Said
 from services.chat.snapshots import Snapshots
 from shared.bus import Bus
 from shared.events import Event, from_json
 from shared.subjects import EVENT_SUBJECTS, EVENTS_STREAM, room_subjects
 
-__all__ = ["Apply", "RoomLog"]
+__all__ = ["Apply", "RoomLog", "stored_event"]
 
 log = logging.getLogger(__name__)
 
 READ_BATCH = 256
 
-# (sequence, event, its message headers) of one stored event
-Apply = Callable[[int, Event, Mapping[str, str]], None]
-Restore = Callable[[str, int, list[Member]], None]
+# (sequence, event, its message headers, unix time stored) of one stored event
+Apply = Callable[[int, Event, Mapping[str, str], float], None]
+Restore = Callable[[str, int, list[Member], list[Said]], None]
 
 
 class RoomLog:
@@ -43,7 +44,7 @@ class RoomLog:
         self.apply = apply
         self.restore = restore
         self.position = 0  # the last sequence applied
-        self._held: list[tuple[int, Event, Mapping[str, str]]] | None = None
+        self._held: list[tuple[int, Event, Mapping[str, str], float]] | None = None
         self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
         self._sub: object | None = None
@@ -64,14 +65,14 @@ class RoomLog:
             idle_heartbeat=2.0,
             config=config,
         )
-        for name, seq, members in await self.snapshots.load(bus):
-            self.restore(name, seq, members)
+        for name, seq, members, history in await self.snapshots.load(bus):
+            self.restore(name, seq, members, history)
             if seq < last:
                 await self._catch_up(bus, name, seq, last)
         held, self._held = self._held, None
         self._advance(last)
-        for seq, event, headers in held:
-            self.deliver(seq, event, headers)
+        for seq, event, headers, at in held:
+            self.deliver(seq, event, headers, at)
 
     async def _catch_up(self, bus: Bus, room: str, after: int, last: int) -> None:
         while after < last:
@@ -82,28 +83,30 @@ class RoomLog:
                 if stored.seq > last:
                     return
                 after = stored.seq
-                event = _event(stored.seq, stored.data)
+                event = stored_event(stored.seq, stored.data)
                 if event is not None:
-                    self.apply(stored.seq, event, stored.headers)
+                    self.apply(stored.seq, event, stored.headers, stored.stored_at)
             if exhausted or not batch:
                 return
 
     async def _message(self, msg: Msg) -> None:
-        seq = msg.metadata.sequence.stream
-        event = _event(seq, msg.data)
+        metadata = msg.metadata
+        seq = metadata.sequence.stream
+        event = stored_event(seq, msg.data)
         if event is None:
             self._advance(seq)
             return
         headers = msg.headers or {}
+        at = metadata.timestamp.timestamp()
         if self._held is not None:
-            self._held.append((seq, event, headers))
+            self._held.append((seq, event, headers, at))
         else:
-            self.deliver(seq, event, headers)
+            self.deliver(seq, event, headers, at)
 
-    def deliver(self, seq: int, event: Event, headers: Mapping[str, str]) -> None:
+    def deliver(self, seq: int, event: Event, headers: Mapping[str, str], at: float) -> None:
         """One stored event, the next in the stream's order, to `apply`."""
         try:
-            self.apply(seq, event, headers)
+            self.apply(seq, event, headers, at)
         except Exception:  # a bug: the rooms go on with the next event
             log.exception("could not apply event %s", seq)
         self._advance(seq)
@@ -131,7 +134,8 @@ class RoomLog:
         self.position = 0
 
 
-def _event(seq: int, data: bytes) -> Event | None:
+def stored_event(seq: int, data: bytes) -> Event | None:
+    """The event a stored message holds; None (logged) for one that is not an event."""
     try:
         return from_json(data)
     except ValueError as exc:

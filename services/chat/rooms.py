@@ -7,14 +7,16 @@ the same rooms. A request is planned against that state (`plan_*`, raising `Chat
 refused); its events are published with the room's last sequence as the expected one, so a
 plan made on a state another replica has moved on from is refused by JetStream and made again
 (services/chat/commit.py). `apply` is idempotent per room (an event at or below a room's
-sequence is passed over), so a snapshot and the stream after it can overlap.
+sequence is passed over), so a snapshot and the stream after it can overlap. A room also keeps
+its last chat messages (`history`), which services/chat/fold.py appends to.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from services.chat.protocol import ChatError
 from services.chat.skeleton import name_key
@@ -30,7 +32,16 @@ from shared.events import (
     MemberType,
 )
 
-__all__ = ["Member", "Room", "Rooms"]
+__all__ = ["Member", "Room", "Rooms", "Said"]
+
+
+class Said(NamedTuple):
+    """One chat message of a room's history."""
+
+    user: str
+    message: str
+    at: float  # unix time the stream stored it
+    seq: int
 
 
 @dataclass(slots=True)
@@ -52,15 +63,22 @@ class Room:
     members: dict[str, Member] = field(default_factory=dict)  # by user name, in entry order
     by_conn: dict[Hashable, Member] = field(default_factory=dict)  # this replica's members
     by_key: dict[str, str] = field(default_factory=dict)  # `name_key` -> the name in use
+    history: deque[Said] = field(default_factory=deque)  # the last chats, oldest first
 
 
 class Rooms:
-    def __init__(self, permanent: Iterable[str], dynamic: bool, room_limit: int) -> None:
-        self.rooms: dict[str, Room] = {name: Room(name, True) for name in permanent}
+    def __init__(
+        self, permanent: Iterable[str], dynamic: bool, room_limit: int, history: int = 0
+    ) -> None:
+        self.history = history  # chat messages a room keeps
+        self.rooms: dict[str, Room] = {name: self._new(name, True) for name in permanent}
         self.dynamic = dynamic
         self.room_limit = room_limit
         # member names in use in any room (by `name_key`), with how many rooms each is in
         self.member_names: Counter[str] = Counter()
+
+    def _new(self, name: str, permanent: bool) -> Room:
+        return Room(name, permanent, history=deque(maxlen=self.history))
 
     def get(self, name: str) -> Room | None:
         return self.rooms.get(name)
@@ -157,7 +175,7 @@ class Rooms:
         if room is None:
             if isinstance(event, DeleteEvent):
                 return True
-            room = self.rooms[event.room] = Room(event.room, False)
+            room = self.rooms[event.room] = self._new(event.room, False)
         room.seq = seq
         if isinstance(event, EnterEvent):
             member = Member(event.user, event.profile, event.type, event.host, replica, role, conn)
@@ -170,15 +188,21 @@ class Rooms:
             self._drop(room)
         return True
 
-    def restore(self, room_name: str, seq: int, members: Iterable[Member]) -> None:
+    def restore(
+        self, room_name: str, seq: int, members: Iterable[Member], history: Iterable[Said] = ()
+    ) -> None:
         """A room as a snapshot saw it at `seq` (before the events after it are applied)."""
         room = self.rooms.get(room_name)
         if room is not None:
             if room.seq >= seq:
                 return
             self._drop(room, keep=room.permanent)
-        room = self.rooms.setdefault(room_name, Room(room_name, False))
+        room = self.rooms.get(room_name)
+        if room is None:
+            room = self.rooms[room_name] = self._new(room_name, False)
         room.seq = seq
+        room.history.clear()
+        room.history.extend(history)
         for member in members:
             self._add(room, member)
 

@@ -7,7 +7,8 @@ and stored with the room's expected last sequence under the room's local lock, p
 whenever another replica got there first (services/chat/commit.py); its requester is answered
 once the stream has handed the event back. A chat or ring changes no membership: it is
 published without an expected sequence and without the lock, so a room's chats are in flight
-together, and its sender is answered by the sender's own copy from the stream.
+together, and its sender is answered by the sender's own copy from the stream. An `enter` with
+`since` first reads what the client missed in the room (services/chat/recovery.py).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from services.chat.protocol import (
 )
 from services.chat.publisher import Publisher
 from services.chat.ratelimit import TokenBucket
+from services.chat.recovery import Recovery, RoomReader
 from services.chat.replicas import Replicas
 from services.chat.roomlog import RoomLog
 from services.chat.rooms import Member, Rooms
@@ -76,10 +78,12 @@ class ChatServer:
         publisher: Publisher,
         bans: Bans,
         replicas: Replicas,
+        reader: RoomReader,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.publisher = publisher
+        self.reader = reader
         self.bans = bans
         self.replicas = replicas
         self.clock = clock
@@ -96,7 +100,7 @@ class ChatServer:
 
     def new_rooms(self) -> Rooms:
         s = self.settings
-        return Rooms(s.permanent_rooms(), s.chat_dynamic_rooms, s.chat_room_limit)
+        return Rooms(s.permanent_rooms(), s.chat_dynamic_rooms, s.chat_room_limit, s.chat_history)
 
     @property
     def rooms(self) -> Rooms:
@@ -212,6 +216,9 @@ class ChatServer:
                 )
         headers = ((REPLICA_HEADER, self.replicas.me),) + (((ROLE_HEADER, role),) if role else ())
         counted = False
+        recovery = None
+        if request.since is not None:
+            recovery = Recovery(request.since, self.settings.chat_replay_max)
         async with self.locks.hold(request.room):
             while not conn.closing:
                 event = self.rooms.plan_enter(
@@ -222,6 +229,10 @@ class ChatServer:
                     "member" if identity else "non-member",
                     conn.host,
                 )
+                last = self.rooms.seq_of(request.room)
+                if isinstance(event, EnterEvent) and recovery and not recovery.ready(last):
+                    await recovery.read(self.reader, request.room, last)
+                    continue  # plan again: the room may have moved on meanwhile
                 if isinstance(event, CreateEvent) and not counted:
                     counted = True
                     if not self.hosts.create_room(conn.host, self.clock()):
@@ -231,7 +242,7 @@ class ChatServer:
                             f"{self.hosts.rooms_max} a minute; wait, or enter a room that exists",
                         )
                 if isinstance(event, EnterEvent):
-                    pending = Pending(conn, request.id)
+                    pending = Pending(conn, request.id, recovery)
                     if identity:
                         conn.member = identity.name
                     if await self._store(event, pending, lambda: not conn.closing, headers):

@@ -51,6 +51,18 @@ class ChatSettings(CommonSettings):
     chat_replica_ttl_s: float = Field(
         8.0, ge=2, description="how long a chat replica's heartbeat outlives it"
     )
+    chat_history: int = Field(
+        50,
+        ge=0,
+        le=200,
+        description="chat messages of the room sent with `entered` (its `history`); 0: none",
+    )
+    chat_replay_max: int = Field(
+        500,
+        ge=0,
+        description="room events an `enter` with `since` may replay; a client further behind "
+        "gets no replay and `gap: true`",
+    )
     chat_jwt_secret: str = Field(
         "",
         description=f"HS256 key of member tokens, at least {SECRET_MIN} characters; "

@@ -7,7 +7,9 @@ sequence: a starting replica restores each one and applies the room's events aft
 (services/chat/roomlog.py), so an older snapshot saved last costs a longer read, never a wrong
 room. Rooms that emptied are saved too (no members), so a key never goes back to an older room
 by a delete racing a save; keys of rooms not saved for `KEEP_S` expire, and a replica saves again
-the rooms its users are in every `RESAVE_S`.
+the rooms its users are in, and the permanent rooms with a history, every `RESAVE_S`. A snapshot
+holds the room's `history` too, so a replica that starts has every room's last chats from the
+snapshot and the events after it, with no read of its own (docs/design.md, "History").
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 
 from nats.js.kv import KeyValue
 
-from services.chat.rooms import Member, Room
+from services.chat.rooms import Member, Room, Said
 from shared.bus import Bus, LazyBucket
 from shared.subjects import room_token
 
@@ -32,7 +34,7 @@ READ_BATCH = 256
 
 log = logging.getLogger(__name__)
 
-Snapshot = tuple[str, int, list[Member]]  # room name, sequence, members
+Snapshot = tuple[str, int, list[Member], list[Said]]  # room name, sequence, members, history
 
 
 def encode(room: Room) -> bytes:
@@ -47,17 +49,24 @@ def encode(room: Room) -> bytes:
         }
         for m in room.members.values()
     ]
-    return json.dumps({"room": room.name, "seq": room.seq, "members": members}).encode()
+    history = [list(said) for said in room.history]
+    value = {"room": room.name, "seq": room.seq, "members": members, "history": history}
+    return json.dumps(value).encode()
 
 
 def decode(data: bytes) -> Snapshot:
-    """Raises ValueError (KeyError, TypeError) for a value that is not a snapshot."""
+    """Raises ValueError (KeyError, TypeError) for a value that is not a snapshot. One saved
+    before rooms had a history has none."""
     value: dict[str, Any] = json.loads(data)
     members = [
         Member(m["user"], m["profile"], m["type"], m["host"], m["replica"], m["role"])
         for m in value["members"]
     ]
-    return str(value["room"]), int(value["seq"]), members
+    history = [
+        Said(str(user), str(message), float(at), int(seq))
+        for user, message, at, seq in value.get("history", [])
+    ]
+    return str(value["room"]), int(value["seq"]), members, history
 
 
 class Snapshots:

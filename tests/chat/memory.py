@@ -4,13 +4,15 @@ tests (the real ones are exercised end to end in tests/e2e/test_chat_*.py).
 `MemoryStream` checks the expected last sequence of a room as JetStream does, and hands every
 stored event back to the server's room log on the next turn of the event loop, as the ordered
 consumer would; `held` keeps them until `release`, and `inject` stores an event as another
-replica would have.
+replica would have. It answers a room's events as direct gets would (`room_events`), and
+`discard` drops the oldest as the stream's limits would.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from typing import Any
 
 from services.chat.bans import Bans
@@ -18,6 +20,7 @@ from services.chat.connection import Close, Connection
 from services.chat.frames import Outgoing
 from services.chat.protocol import ChatError
 from services.chat.publisher import Conflict, Publisher
+from services.chat.recovery import Read
 from services.chat.replicas import Replicas
 from services.chat.server import ChatServer
 from services.chat.settings import ChatSettings
@@ -25,8 +28,9 @@ from shared.bus import BusHolder
 from shared.events import Event
 
 KEY = "server-unit-test-key-0123456789-0123456789"
+EPOCH = 1_800_000_000.0  # the stored time of event n is EPOCH + n
 
-__all__ = ["KEY", "Client", "Clock", "MemoryBans", "MemoryStream", "make_server"]
+__all__ = ["EPOCH", "KEY", "Client", "Clock", "MemoryBans", "MemoryStream", "make_server"]
 
 
 class MemoryStream(Publisher):
@@ -40,7 +44,29 @@ class MemoryStream(Publisher):
         self.held: list[tuple[int, Event, dict[str, str]]] | None = None
         self.conflicts = 0  # publishes refused for a wrong expected sequence
         self.changed = asyncio.Event()  # set whenever something is stored or refused
+        self.log: list[tuple[int, Event]] = []  # every event the stream holds, in order
+        self.reads = 0  # `room_events` answered
+        self.on_read: Callable[[], None] | None = None  # called as a read is answered
         self._ids = 0
+
+    async def room_events(self, room: str, after: int, count: int) -> tuple[Read, bool]:
+        await asyncio.sleep(0)  # an answer comes back later, as from NATS
+        self.reads += 1
+        if self.on_read is not None:
+            self.on_read()
+        found = [(seq, e) for seq, e in self.log if seq > after and e.room == room]
+        batch: Read = list(found[:count])
+        return batch, len(found) <= count
+
+    async def first_seq(self) -> int:
+        await asyncio.sleep(0)
+        return self.log[0][0] if self.log else self.seq + 1
+
+    def discard(self, below: int) -> None:
+        """The stream drops its events before `below`, as its age or size limit would."""
+        self.log = [(seq, e) for seq, e in self.log if seq >= below]
+        if not self.log:
+            self.seq = max(self.seq, below - 1)
 
     async def until(self, held: int = 0, conflicts: int = 0) -> None:
         """Until at least that many events are held and publishes refused."""
@@ -81,6 +107,7 @@ class MemoryStream(Publisher):
         self.seq += 1
         self.last[event.room] = self.seq
         self.stored.append(event)
+        self.log.append((self.seq, event))
         self.changed.set()
         if self.held is not None:
             self.held.append((self.seq, event, headers))
@@ -95,7 +122,7 @@ class MemoryStream(Publisher):
 
     def _deliver(self, seq: int, event: Event, headers: dict[str, str]) -> None:
         assert self.server is not None
-        self.server.roomlog.deliver(seq, event, headers)
+        self.server.roomlog.deliver(seq, event, headers, EPOCH + seq)
 
 
 class MemoryBans(Bans):
@@ -124,7 +151,7 @@ def make_server(
 ) -> tuple[ChatServer, MemoryStream, Clock]:
     stream, clock = stream or MemoryStream(), Clock()
     config = ChatSettings(**{"chat_jwt_secret": KEY, "chat_rate_limit": 0, **settings})
-    server = ChatServer(config, stream, MemoryBans(), Replicas(8.0, 1), clock)
+    server = ChatServer(config, stream, MemoryBans(), Replicas(8.0, 1), stream, clock)
     server.replicas.last_beat = float("inf")  # never fenced
     server.serving = True
     stream.server = server

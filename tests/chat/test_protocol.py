@@ -160,3 +160,13 @@ def test_any_text_is_parsed_or_refused(text: str) -> None:
         parse_request(text, LIMITS)
     except ChatError as error:
         assert error.code in ("bad_request", "too_long")
+
+
+def test_enter_since_is_a_non_negative_integer() -> None:
+    enter = '{"op":"enter","room":"R","user":"u",'
+    assert parse_request(enter + '"since":0}', LIMITS).since == 0  # type: ignore[union-attr]
+    assert parse_request(enter + '"since":41}', LIMITS).since == 41  # type: ignore[union-attr]
+    assert parse_request(enter + '"since":null}', LIMITS).since is None  # type: ignore[union-attr]
+    for bad in ("-1", '"5"', "1.5", "true", "[]"):
+        error = refused(enter + f'"since":{bad},"id":3}}')
+        assert error.request_id == 3 and "since" in error.message

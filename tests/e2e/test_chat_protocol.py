@@ -67,6 +67,7 @@ async def test_enter_chat_ring_exit(env: Env) -> None:
         "room": room,
         "user": "alice",
         "members": [{"user": "alice", "profile": "<i>hi</i> & bye", "type": "non-member"}],
+        "history": [],
         "id": "e1",
     }
     entered = await bob.enter(room, "bob", id=2)
