@@ -43,6 +43,7 @@ from bench.chaos.traffic import Traffic
 from bench.stack import ROOT
 from bench.util import free_port
 from shared.bus import Bus
+from shared.nats_binary import credentials, new_passwords
 
 NODES = 3
 QUIET_S = 3.0  # after the last POST, settled if nothing is missing
@@ -53,7 +54,8 @@ class Run:
         self.s = settings
         self.dir = directory
         self.token = "chaos-" + secrets.token_urlsafe(32)
-        self.nodes, node_ports = nats_nodes(directory, NODES)
+        self.passwords = new_passwords()
+        self.nodes, node_ports = nats_nodes(directory, NODES, self.passwords)
         self.proxies = {
             f"proxy-{i}": Proxy(f"proxy-{i}", free_port(), port)
             for i, port in enumerate(node_ports)
@@ -89,7 +91,8 @@ class Run:
         env = self.service_env()
         for kind in self.ports:
             for i in range(2):
-                process, port = service(f"{kind}-{i}", kind, env, self.dir)
+                own = {**env, **credentials(kind, self.passwords)}
+                process, port = service(f"{kind}-{i}", kind, own, self.dir)
                 self.services[process.name] = process
                 self.ports[kind].append(port)
         first = self.services["registry-0"]  # makes the stream and buckets, alone
@@ -173,7 +176,7 @@ class Run:
             await asyncio.wait_for(driving, 60)
         except TimeoutError:
             print("chaos: clients did not all leave within 60 s", file=sys.stderr)
-        bus = await open_bus(self.node_urls, NODES)
+        bus = await open_bus(self.node_urls, NODES, credentials("admin", self.passwords))
         try:
             stream, results, unreadable = await self.settle(bus, registrar)
         finally:
@@ -193,6 +196,12 @@ class Run:
             {r.id: await registrar.why_ended(r.id) for r in results if r.ended},
             *membership(stream),
             traffic.ends(),
+            [
+                f"{log.name}: {line}"
+                for log in sorted(self.dir.glob("nats-*.log"))
+                for line in log.read_text(errors="replace").splitlines()
+                if "Violation" in line
+            ],
         )
         print(f"chaos: seed {s.seed}, spread rooms {s.spread}; clients: {dict(traffic.stats)}")
         print(f"chaos: registrations: {dict(registrar.stats)}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,7 +22,7 @@ import httpx
 
 from bench.stack import ROOT
 from bench.util import free_port
-from shared.nats_binary import nats_server_binary, nats_server_env
+from shared.nats_binary import AUTH_CONFIG, nats_server_binary, nats_server_env
 
 __all__ = ["Node", "Process", "nats_nodes", "service"]
 
@@ -103,7 +104,8 @@ class Node:
 
     def config(self, nodes: list[Node]) -> str:
         """`no_advertise`: clients learn of no other node, so they reach NATS only through the
-        addresses they were given (the proxies)."""
+        addresses they were given (the proxies). The users are the deployment's (a copy of
+        `AUTH_CONFIG` beside it; their passwords from the environment)."""
         routes = "\n".join(f"    nats://127.0.0.1:{n.cluster}" for n in nodes)
         return (
             f"server_name: nats-{self.index}\n"
@@ -112,22 +114,27 @@ class Node:
             f"jetstream {{\n  store_dir: {self.dir / 'data'}\n  max_memory_store: 64MB\n}}\n"
             f"cluster {{\n  name: chaos\n  listen: 127.0.0.1:{self.cluster}\n"
             f"  no_advertise: true\n  routes: [\n{routes}\n  ]\n}}\n"
+            "include ./auth.conf\n"
         )
 
 
-def nats_nodes(directory: Path, count: int) -> tuple[list[Process], list[int]]:
-    """`count` NATS nodes routed to each other (not started), and their client ports."""
+def nats_nodes(
+    directory: Path, count: int, passwords: dict[str, str]
+) -> tuple[list[Process], list[int]]:
+    """`count` NATS nodes routed to each other (not started), with the users whose passwords
+    `new_passwords` made, and their client ports."""
     nodes = [Node(i, directory) for i in range(count)]
     processes = []
     for node in nodes:
         node.dir.mkdir(parents=True)
+        shutil.copy(AUTH_CONFIG, node.dir / "auth.conf")
         conf = node.dir / "nats.conf"
         conf.write_text(node.config(nodes))
         processes.append(
             Process(
                 f"nats-{node.index}",
                 [nats_server_binary(), "-c", str(conf)],
-                nats_server_env(),
+                {**nats_server_env(), **passwords},
                 f"http://127.0.0.1:{node.monitor}/healthz",
                 directory / f"nats-{node.index}.log",
             )

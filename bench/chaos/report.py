@@ -5,7 +5,7 @@ which faults came shortly before it."""
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bench.chaos.check import RegistrationResult, StreamEvent, ViewResult
 from bench.chaos.inject import Record
@@ -33,6 +33,7 @@ class Outcome:
     left: list[tuple[str, str]]  # (room, user) still in a room when the stream ends
     strays: list[tuple[str, str, int]]  # (room, user, seq): an exit of someone not there
     sessions: dict[str, tuple[str, float, str]]  # user: (chat replica, when it ended, how)
+    violations: list[str] = field(default_factory=list)  # NATS permission violations logged
 
     def total(self, name: str) -> int:
         return sum(len(getattr(r, name)) for r in self.results)
@@ -47,6 +48,7 @@ def failures(o: Outcome) -> list[str]:
         ("unreadable POSTs", o.unreadable),
         ("registrations ended", sum(r.ended for r in o.results)),
         ("users the stream leaves in a room", len(o.left)),
+        ("NATS permission violations", len(o.violations)),
         ("client frames not in the stream", len(o.views.missing)),
         ("client frames out of the stream's order", len(o.views.out_of_order)),
         ("client frames with another seq than their event's", len(o.views.misnumbered)),
@@ -78,6 +80,7 @@ def _rows(o: Outcome) -> list[tuple[str, str, str]]:
     rows += [(f"  {kind}", str(n), "") for kind, n in sorted(kinds.items())]
     rows += [
         ("processes that died on their own", str(len(o.crashes)), ""),
+        ("NATS permission violations (nats-server logs)", str(len(o.violations)), "0"),
         ("client sessions / chat frames seen", f"{o.views.sessions} / {o.views.frames}", ""),
         ("  frames not in the stream", str(len(o.views.missing)), "0"),
         ("  frames out of the stream's order", str(len(o.views.out_of_order)), "0"),
@@ -170,6 +173,7 @@ def details(o: Outcome) -> list[str]:
         lines += _faults_near(o, ended)
     if len(unexplained) > SHOWN:
         lines.append(f"... and {len(unexplained) - SHOWN} more left in a room")
+    lines += o.violations[:SHOWN]
     for room, user, seq in o.strays[:SHOWN]:
         lines.append(f"exit of {user} from {room} (seq {seq}), who was not in it")
     for client, room, message in o.views.missing:

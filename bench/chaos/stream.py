@@ -15,9 +15,16 @@ __all__ = ["open_bus", "read_registrations", "read_stream"]
 BATCH = 256
 
 
-async def open_bus(urls: list[str], replicas: int) -> Bus:
-    """A connection as the services make one (the stream and buckets as they declare them)."""
-    return await connect(CommonSettings(nats_url=",".join(urls), nats_replicas=replicas), "chaos")
+async def open_bus(urls: list[str], replicas: int, user: dict[str, str]) -> Bus:
+    """A connection as an operator's (`user`: `NATS_USER` and `NATS_PASSWORD` of the admin),
+    making sure of the stream and buckets as the services declare them."""
+    settings = CommonSettings(
+        nats_url=",".join(urls),
+        nats_replicas=replicas,
+        nats_user=user["NATS_USER"],
+        nats_password=user["NATS_PASSWORD"],
+    )
+    return await connect(settings, "chaos")
 
 
 async def read_stream(bus: Bus) -> list[StreamEvent]:

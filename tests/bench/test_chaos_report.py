@@ -39,12 +39,15 @@ def test_each_broken_rule_and_too_few_faults_fail_the_run() -> None:
     lost.reordered = [(2, 5)]
     ended = RegistrationResult("sub_b", "r", ended=True)
     views = ViewResult(1, 2, missing=[("c", "r", "x")], out_of_order=[("c", "r", "m1", 1, 2)])
-    o = dataclasses.replace(outcome([lost, ended], faults=2, views=views), left=[("r", "u")])
+    o = dataclasses.replace(
+        outcome([lost, ended], faults=2, views=views), left=[("r", "u")], violations=["v"]
+    )
     assert failures(o) == [
         "events lost: 2",
         "events reordered: 1",
         "registrations ended: 1",
         "users the stream leaves in a room: 1",
+        "NATS permission violations: 1",
         "client frames not in the stream: 1",
         "client frames out of the stream's order: 1",
         "faults injected: 2, fewer than 3",
