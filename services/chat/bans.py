@@ -52,7 +52,7 @@ class Bans:
         self.duration_s = minutes * 60
         self._replicas = replicas
         self._clock = clock
-        self._lazy_kv = LazyBucket(BANS_BUCKET)
+        self._lazy_kv = LazyBucket(BANS_BUCKET, manage=False)  # the chat may not update streams
 
     async def _bucket(self) -> KeyValue:
         if self._lazy_kv.kv is not None:

@@ -44,7 +44,7 @@ class Replicas:
         self.me = new_replica_id()
         self.live: frozenset[str] = frozenset()
         self.last_beat = float("-inf")  # monotonic time of the last heartbeat stored
-        self._lazy_kv = LazyBucket(REPLICAS_BUCKET, ttl=ttl_s)
+        self._lazy_kv = LazyBucket(REPLICAS_BUCKET, ttl=ttl_s, manage=False)
 
     def renew(self) -> None:
         """A new id, after fencing: whatever the old one held is the survivors' to clear."""

@@ -196,12 +196,9 @@ class ChatServer:
         if request.token is None:
             return None
         try:
-            identity = verify(request.token, self.settings.chat_jwt_secret)
+            return verify(request.token, self.settings.chat_jwt_secret, self.limits.user_max)
         except TokenError as exc:
             raise ChatError("not_allowed", str(exc)) from None
-        if len(identity.name) > self.limits.user_max or identity.name != identity.name.strip():
-            raise ChatError("not_allowed", "the member name in the token is not a valid name")
-        return identity
 
     async def _enter(self, conn: Connection, request: EnterRequest) -> None:
         identity = self._identity(request)

@@ -61,8 +61,9 @@ def mint(name: str, role: Role, secret: str, ttl_s: float | None = 24 * 3600) ->
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
-def verify(token: str, secret: str) -> Identity:
-    """The identity a token proves, or `TokenError`. An empty secret refuses every token."""
+def verify(token: str, secret: str, name_max: int | None = None) -> Identity:
+    """The identity a token proves, or `TokenError`. An empty secret refuses every token; a
+    name (trimmed) longer than `name_max` is not a valid name."""
     if not secret:
         raise TokenError("this server accepts no member tokens")
     if not token.isascii():  # a JWT is base64url and dots; PyJWT cannot even encode a surrogate
@@ -87,7 +88,10 @@ def verify(token: str, secret: str) -> Identity:
         )
     if role not in ROLES:
         raise TokenError("the member token has an unknown role")
-    return Identity(name.strip(), role)
+    name = name.strip()
+    if name_max is not None and len(name) > name_max:
+        raise TokenError("the member name in the token is not a valid name")
+    return Identity(name, role)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -116,3 +116,9 @@ def test_chat_process_will_not_start_with_a_placeholder_or_short_secret(
     )
     assert out.returncode != 0
     assert "CHAT_JWT_SECRET" in out.stderr and why in out.stderr
+
+
+def test_a_member_name_over_the_limit_is_not_valid() -> None:
+    assert verify(mint(" ann ", "member", KEY), KEY, name_max=3).name == "ann"
+    with pytest.raises(TokenError, match="not a valid name"):
+        verify(mint("annabel", "member", KEY), KEY, name_max=3)
