@@ -163,9 +163,11 @@ class Deliverer:
 
     async def _end(self, feed: Feed, reason: Reason, status: int | None = None) -> None:
         """Remove the registration that was read (its revision) and record why, retrying while
-        NATS is away. Shielded: the entry's deletion makes the supervisor retire this feed."""
+        NATS is away. Shielded: the entry's deletion makes the supervisor retire this feed.
+        The attempts that ended it are published first, so whoever sees the end sees them."""
         ENDED.labels("unreachable" if reason == "no_answer" else reason).inc()
         feed.ended = True
+        self.attempts.send()
         await asyncio.shield(self._remove(feed, reason, status))
 
     async def _remove(self, feed: Feed, reason: Reason, status: int | None) -> None:
