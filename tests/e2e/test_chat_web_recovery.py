@@ -1,0 +1,81 @@
+"""The web page's history and recovery in a real browser (Debian's chromium driven by
+playwright, as in tests/e2e/test_chat_web_client.py), against two chat replicas: a page enters a
+room with 60 earlier messages and shows the last 50 above the line that says who is here; its
+replica restarts while others keep talking on the other one; back, it shows every message once,
+in order."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import pytest
+
+from tests.chat.wsclient import start_together
+from tests.conftest import System
+from tests.e2e.test_chat_web_client import browser, enter, open_page, say
+
+pytestmark = pytest.mark.e2e
+
+__all__ = ["browser"]  # the fixture, shared with the other browser test
+
+with contextlib.suppress(ImportError):  # without it the `browser` fixture skips, loudly
+    from playwright.sync_api import Browser, Page, expect
+
+
+def chat_lines(page: Page) -> list[tuple[int, str]]:
+    """(seq, "user: message") of every chat line the page shows, top to bottom."""
+    found: list[Any] = page.evaluate(
+        "[...document.querySelectorAll('#log .line.chat')]"
+        ".map((d) => [Number(d.dataset.seq), d.textContent])"
+    )
+    return [(int(seq), str(text).split(" ", 1)[1]) for seq, text in found]
+
+
+def test_a_page_shows_the_history_and_after_a_restart_every_message_once(
+    browser: Browser, system: System
+) -> None:
+    away, stays = (system.service("chat", CHAT_PING_INTERVAL_S="2") for _ in range(2))
+    start_together(away, stays)
+    room = "Reading room"
+    bob = open_page(browser, stays.base_url + "/")
+    enter(bob, "bob", room)
+    expect(bob.locator('#members li[data-user="bob"]')).to_be_visible()
+    for i in range(60):
+        say(bob, f"early {i}")
+    expect(bob.locator("#log .line.chat")).to_have_count(60)
+
+    ann = open_page(browser, away.base_url + "/")
+    enter(ann, "ann", room)
+    expect(ann.locator('#members li[data-user="ann"]')).to_be_visible()
+    expect(ann.locator("#log .line.chat.history")).to_have_count(50)
+    # the history is above the line that says who is here
+    expect(ann.locator("#log .line").nth(50)).to_contain_text("You entered Reading room. Here:")
+    assert [text for _, text in chat_lines(ann)] == [f"bob: early {i}" for i in range(10, 60)]
+    say(ann, "hello bob")
+    expect(bob.locator("#log .line.chat").last).to_contain_text("ann: hello bob")
+
+    away.stop()  # ann's connection is cut; bob's replica goes on
+    expect(ann.locator("#status")).to_contain_text("reconnecting", timeout=15000)
+    for i in range(5):
+        say(bob, f"while away {i}")
+    expect(bob.locator("#log .line.chat").last).to_contain_text("while away 4")
+    away.start()
+    expect(ann.locator("#status")).to_have_text("connected", timeout=20000)
+    expect(ann.locator('#members li[data-user="ann"]')).to_be_visible(timeout=20000)
+    say(bob, "welcome back")
+    expect(ann.locator("#log .line.chat").last).to_contain_text("bob: welcome back")
+
+    shown = chat_lines(ann)
+    assert [text for _, text in shown] == [
+        *(f"bob: early {i}" for i in range(10, 60)),
+        "ann: hello bob",
+        *(f"bob: while away {i}" for i in range(5)),
+        "bob: welcome back",
+    ]
+    seqs = [seq for seq, _ in shown]
+    assert seqs == sorted(set(seqs))
+    assert ann.locator("#log .line.gap").count() == 0
+    expect(ann.locator("#log .line.replay")).to_have_count(6)  # ann's exit, bob's five
+    for page in (ann, bob):
+        page.close()
