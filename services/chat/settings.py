@@ -54,7 +54,7 @@ class ChatSettings(CommonSettings):
     chat_history: int = Field(
         50,
         ge=0,
-        le=200,
+        le=100,
         description="chat messages of the room sent with `entered` (its `history`); 0: none",
     )
     chat_replay_max: int = Field(
