@@ -65,21 +65,20 @@ def entered_frame(
     history: Iterable[Said] = (),
     gap: bool = False,
 ) -> str:
+    """The entrant's `entered`. Each message of the history is encoded once, the first time
+    an `entered` lists it, and kept with it: an `entered` with a full history costs a join."""
     listed = [{"user": m.user, "profile": m.profile, "type": m.type} for m in members]
-    said = [
-        {"user": s.user, "message": s.message, "at": rfc3339(s.at), "seq": s.seq} for s in history
-    ]
-    frame = {
-        "op": "entered",
-        "room": event.room,
-        "user": event.user,
-        "members": listed,
-        "history": said,
-        "seq": seq,
-    }
-    if gap:
-        frame["gap"] = True
-    return encode(frame)
+    head = encode({"op": "entered", "room": event.room, "user": event.user, "members": listed})
+    said = ",".join(s.encoded or _encode_said(s) for s in history)
+    tail = ',"gap":true}' if gap else "}"
+    return f'{head[:-1]},"history":[{said}],"seq":{seq}{tail}'
+
+
+def _encode_said(said: Said) -> str:
+    said.encoded = encode(
+        {"user": said.user, "message": said.message, "at": rfc3339(said.at), "seq": said.seq}
+    )
+    return said.encoded
 
 
 def rfc3339(at: float) -> str:

@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections import Counter, deque
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 from services.chat.protocol import ChatError
 from services.chat.skeleton import name_key
@@ -35,13 +34,15 @@ from shared.events import (
 __all__ = ["Member", "Room", "Rooms", "Said"]
 
 
-class Said(NamedTuple):
+@dataclass(slots=True)
+class Said:
     """One chat message of a room's history."""
 
     user: str
     message: str
     at: float  # unix time the stream stored it
     seq: int
+    encoded: str = field(default="", compare=False)  # its JSON in `entered`, made once
 
 
 @dataclass(slots=True)

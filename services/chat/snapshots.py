@@ -49,7 +49,7 @@ def encode(room: Room) -> bytes:
         }
         for m in room.members.values()
     ]
-    history = [list(said) for said in room.history]
+    history = [[s.user, s.message, s.at, s.seq] for s in room.history]
     value = {"room": room.name, "seq": room.seq, "members": members, "history": history}
     return json.dumps(value).encode()
 

@@ -43,6 +43,12 @@ async def test_entered_carries_the_last_chats_oldest_first_with_their_time() -> 
     ]
     assert [h["message"] for h in entered["history"]] == [f"m{i}" for i in range(10, 60)]
     assert "gap" not in entered
+    await ann(op="chat", room="Den", message="one more")
+    carl = Client(server)  # the messages encoded for bob's `entered` are listed again
+    await carl(op="enter", room="Den", user="carl")
+    history = sent(carl)[0]["history"]
+    assert history[:-1] == entered["history"][1:]
+    assert history[-1]["message"] == "one more"
 
 
 async def test_history_size_is_a_setting_and_zero_sends_none() -> None:
