@@ -82,7 +82,7 @@ class DirectReader:
         sub = await self.nc.subscribe(self._prefix + ".*")
         self.nc.handle_inline(sub._id, self._reply)
 
-    def _reply(self, inbox: bytes, data: bytes, raw_headers: bytes) -> None:
+    def _reply(self, inbox: bytes, _reply: bytes, data: bytes, raw_headers: bytes) -> None:
         batch = self._batches.get(inbox.decode().rsplit(".", 1)[1])
         if batch is None or batch.done.done():
             return

@@ -26,8 +26,8 @@ from nats.protocol.command import hpub_cmd
 
 __all__ = ["Client", "InlineHandler", "header_block"]
 
-# (subject, payload, raw headers or empty) of one message, without a `Msg` object
-InlineHandler = Callable[[bytes, bytes, bytes], None]
+# (subject, reply subject, payload, raw headers or empty) of one message, without a `Msg` object
+InlineHandler = Callable[[bytes, bytes, bytes, bytes], None]
 
 _HEADER_LINE = b"NATS/1.0\r\n"
 
@@ -65,7 +65,7 @@ class Client(_NatsClient):
         if handler is None:
             await super()._process_msg(sid, subject, reply, data, headers)
         else:
-            handler(subject, data, headers or b"")
+            handler(subject, reply, data, headers or b"")
 
     def _remove_sub(self, sid: int, max_msgs: int = 0) -> None:
         self._inline.pop(sid, None)

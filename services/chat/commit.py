@@ -1,5 +1,5 @@
-"""Storing one membership event so that it holds whichever replica wins a race, and knowing its
-fate even when JetStream's answer is lost.
+"""Storing one membership event so that it holds whichever replica wins a race, and knowing the
+fate of any event even when JetStream's answer is lost.
 
 A membership event (create, enter, exit, kick, delete) is planned against the rooms as this
 replica has read them, and published with the room's last sequence as the expected one. If
@@ -10,7 +10,8 @@ is lost or late is sent again under the same `Nats-Msg-Id` and the same expected
 its fate is known: stored (its ack, or the stream handing it back, which the fold reports
 through `Pending.seen`), or refused; never given up halfway, so a request the client was told
 failed left no trace in the stream, and an accepted departure is stored however long NATS is
-away (`keep_trying` says until when).
+away (`alive` says until when). Chats and rings go the same way, without the expected
+sequence: once sent, they are sent again under their message id until stored.
 """
 
 from __future__ import annotations
@@ -54,9 +55,11 @@ class Committer:
         must: bool,
         alive: Callable[[], bool],
         extra: tuple[tuple[str, str], ...] = (),
+        checked: bool = True,
     ) -> int | None:
         """The sequence `event` was stored at, once the rooms have applied it; None when the
-        room moved on first (plan again).
+        room moved on first (plan again). Unless `checked`, it is stored whatever came in
+        between (a chat or ring: no expected sequence, never a conflict).
 
         While NATS does not answer, an event that `must` be stored (a departure) is sent again
         as long as `alive()`, and so is any other once it has been sent (its fate is unknown);
@@ -64,7 +67,7 @@ class Committer:
         once `alive()` turns false: then it was not stored, or, if it was after all, the fold
         finds it without its requester and the member is made to leave (cluster.py)."""
         msg_id = self.publisher.new_id()
-        expected = self.expected(event.room)
+        expected = self.expected(event.room) if checked else None
         self.fold.pending[msg_id] = pending
         delay = RETRY_FIRST_S
         sent = False

@@ -81,7 +81,7 @@ class _Acks:
         sub = await self.nc.subscribe(self.inbox + ".*")
         self.nc.handle_inline(sub._id, self._on_ack)
 
-    def _on_ack(self, subject: bytes, data: bytes, headers: bytes) -> None:
+    def _on_ack(self, subject: bytes, _reply: bytes, data: bytes, headers: bytes) -> None:
         try:
             entry = self.waiting.pop(int(subject[self.cut :]), None)
         except ValueError:

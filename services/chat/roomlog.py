@@ -2,9 +2,10 @@
 
 `start` restores the rooms from their snapshots (services/chat/snapshots.py), reads each room's
 events after its snapshot up to the stream's last sequence (direct gets, no consumer), and from
-the next sequence on follows the stream with one ordered consumer (ephemeral, in memory, no
-acks; nats-py re-creates it from the last sequence it saw after a gap or a reconnect). Events
-that arrive while the rooms are being read wait in order, and each goes to `apply` once.
+the next sequence on follows the stream with one ordered consumer (`shared/ordered.py`:
+handled in nats-py's read loop, made again from the last sequence seen after a gap or a lost
+consumer). Events that arrive while the rooms are being read wait in order, and each goes to
+`apply` once.
 `reach(seq)` waits until the event at `seq` (or a later one) has been applied. Each event goes
 with the time the stream stored it (a room's `history` shows it).
 """
@@ -12,19 +13,16 @@ with the time the stream stored it (a room's `history` shows it).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import itertools
 import logging
 from collections.abc import Callable, Mapping
 
-from nats.aio.msg import Msg
-from nats.js.api import ConsumerConfig, DeliverPolicy
-
 from services.chat.rooms import Member, Said
 from services.chat.snapshots import Snapshots
 from shared.bus import Bus
 from shared.events import Event, from_json
+from shared.ordered import OrderedTail
 from shared.subjects import EVENT_SUBJECTS, EVENTS_STREAM, room_subjects
 
 __all__ = ["Apply", "RoomLog", "stored_event"]
@@ -47,24 +45,15 @@ class RoomLog:
         self._held: list[tuple[int, Event, Mapping[str, str], float]] | None = None
         self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
-        self._sub: object | None = None
+        self._tail: OrderedTail | None = None
 
     async def start(self, bus: Bus) -> None:
         """Rooms from the snapshots and the stream, then the live events."""
         await self.stop()
         last = (await bus.js.stream_info(EVENTS_STREAM)).state.last_seq
         self._held = []
-        config = ConsumerConfig(
-            deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=last + 1
-        )
-        self._sub = await bus.js.subscribe(
-            EVENT_SUBJECTS,
-            stream=EVENTS_STREAM,
-            cb=self._message,
-            ordered_consumer=True,
-            idle_heartbeat=2.0,
-            config=config,
-        )
+        self._tail = OrderedTail(bus.nc, bus.js, EVENTS_STREAM, EVENT_SUBJECTS, self._message)
+        await self._tail.start(last + 1)
         for name, seq, members, history in await self.snapshots.load(bus):
             self.restore(name, seq, members, history)
             if seq < last:
@@ -89,15 +78,13 @@ class RoomLog:
             if exhausted or not batch:
                 return
 
-    async def _message(self, msg: Msg) -> None:
-        metadata = msg.metadata
-        seq = metadata.sequence.stream
-        event = stored_event(seq, msg.data)
+    def _message(
+        self, seq: int, at: float, _subject: str, data: bytes, headers: dict[str, str]
+    ) -> None:
+        event = stored_event(seq, data)
         if event is None:
             self._advance(seq)
             return
-        headers = msg.headers or {}
-        at = metadata.timestamp.timestamp()
         if self._held is not None:
             self._held.append((seq, event, headers, at))
         else:
@@ -127,10 +114,9 @@ class RoomLog:
         await future
 
     async def stop(self) -> None:
-        sub, self._sub = self._sub, None
-        if sub is not None:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()  # type: ignore[attr-defined]
+        tail, self._tail = self._tail, None
+        if tail is not None:
+            await tail.stop()
         self.position = 0
 
 

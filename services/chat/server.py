@@ -182,15 +182,15 @@ class ChatServer:
                 await self.leave(request.room, member, Pending(conn, request.id))
 
     async def _say(self, conn: Connection, event: ChatEvent | RingEvent, request_id: Any) -> None:
-        """A chat or ring: published at once; its sender is answered by the stream."""
-        msg_id = self.publisher.new_id()
-        pending = self.fold.pending[msg_id] = Pending(conn, request_id)
-        try:
-            await (await self.publisher.submit(event, msg_id))
-        except ChatError:
-            self.fold.pending.pop(msg_id, None)
-            raise
-        await pending.seen
+        """A chat or ring: published at once, without the room's lock or expected sequence;
+        its sender is answered by the stream. Once sent, it is sent again until stored (never
+        `unavailable` for a message the room then sees)."""
+        pending = Pending(conn, request_id)
+        alive = self._serving_conn(conn)
+        await self.committer.store(event, pending, must=False, alive=alive, checked=False)
+
+    def _serving_conn(self, conn: Connection) -> Callable[[], bool]:
+        return lambda: not conn.closing and not self.replicas.fenced
 
     def _identity(self, request: EnterRequest) -> Identity | None:
         if request.token is None:
@@ -242,10 +242,10 @@ class ChatServer:
                     pending = Pending(conn, request.id, recovery)
                     if identity:
                         conn.member = identity.name
-                    if await self._store(event, pending, lambda: not conn.closing, headers):
+                    if await self._store(event, pending, self._serving_conn(conn), headers):
                         return
                 else:
-                    await self._store(event, Pending(), lambda: not conn.closing)
+                    await self._store(event, Pending(), self._serving_conn(conn))
 
     async def _kick(self, conn: Connection, request: KickRequest) -> None:
         async with self.locks.hold(request.room):
@@ -258,7 +258,7 @@ class ChatServer:
                     kicker = self.rooms.member_of(conn, request.room).user
                     member = target.user if target.type == "member" else None
                     await self.bans.ban(target.host, member, by=kicker)
-                if await self._store(event, Pending(conn, request.id), lambda: not conn.closing):
+                if await self._store(event, Pending(conn, request.id), self._serving_conn(conn)):
                     break
             if request.type != "remove":
                 await self.leave(request.room, target)

@@ -43,6 +43,7 @@ class MemoryStream(Publisher):
         self.lose_acks = 0  # the next n acks are lost (the events are stored all the same)
         self.held: list[tuple[int, Event, dict[str, str]]] | None = None
         self.conflicts = 0  # publishes refused for a wrong expected sequence
+        self.ids: dict[str, int] = {}  # message id -> the sequence it was stored at
         self.changed = asyncio.Event()  # set whenever something is stored or refused
         self.log: list[tuple[int, Event]] = []  # every event the stream holds, in order
         self.reads = 0  # `room_events` answered
@@ -95,7 +96,10 @@ class MemoryStream(Publisher):
             self.changed.set()
             ack.set_exception(Conflict(last))
             return ack
-        seq = self.inject(event, {"Nats-Msg-Id": msg_id, **dict(extra)})
+        if msg_id in self.ids:  # JetStream's duplicate window (checked after the expected seq)
+            ack.set_result(self.ids[msg_id])
+            return ack
+        seq = self.ids[msg_id] = self.inject(event, {"Nats-Msg-Id": msg_id, **dict(extra)})
         if self.lose_acks:
             self.lose_acks -= 1
             ack.set_exception(ChatError("unavailable", "no acknowledgement in time"))

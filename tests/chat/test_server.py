@@ -236,3 +236,19 @@ async def test_a_chat_stored_by_another_replica_reaches_this_replicas_members() 
         {"op": "enter", "room": "Lobby", "user": "zoe", "profile": "", "type": "non-member"},
         {"op": "chat", "room": "Lobby", "user": "zoe", "message": "hello"},
     ]
+
+
+async def test_a_chat_whose_ack_was_lost_is_sent_again_and_never_called_unavailable() -> None:
+    server, stream, _ = make_server()
+    ann, bob = Client(server), Client(server)
+    await ann(op="enter", room="Lobby", user="ann")
+    await bob(op="enter", room="Lobby", user="bob")
+    ann.frames()
+    bob.frames()
+    stream.lose_acks = 1  # stored, its answer lost
+    await ann(op="chat", room="Lobby", message="once", id=5)
+    assert stream.stored.count(ChatEvent("Lobby", "ann", "once")) == 1
+    assert ann.frames() == [
+        {"op": "chat", "room": "Lobby", "user": "ann", "message": "once", "id": 5}
+    ]
+    assert [f["message"] for f in bob.frames()] == ["once"]

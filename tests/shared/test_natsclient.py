@@ -50,7 +50,7 @@ async def test_publish_nowait_arrives_in_order_with_its_header(nats_server: Nats
 
 async def test_inline_handler_gets_its_subscription_only(nats_server: NatsServer) -> None:
     nc = await connected(nats_server)
-    inline: list[tuple[bytes, bytes, bytes]] = []
+    inline: list[tuple[bytes, bytes, bytes, bytes]] = []
     queued: list[bytes] = []
     fast = await nc.subscribe("fast.*")
     nc.handle_inline(fast._id, lambda *message: inline.append(message))
@@ -61,11 +61,11 @@ async def test_inline_handler_gets_its_subscription_only(nats_server: NatsServer
     await nc.subscribe("slow.*", cb=slow)
     await nc.publish("fast.1", b"a")
     await nc.publish("slow.1", b"b")
-    await nc.publish("fast.2", b"c", headers={"K": "v"})
+    await nc.publish("fast.2", b"c", reply="r.2", headers={"K": "v"})
     await nc.flush()
     await asyncio.sleep(0.1)
-    assert inline[:2] == [(b"fast.1", b"a", b""), (b"fast.2", b"c", inline[1][2])]
-    assert inline[1][2].startswith(b"NATS/1.0") and b"K: v" in inline[1][2]
+    assert inline[:2] == [(b"fast.1", b"", b"a", b""), (b"fast.2", b"r.2", b"c", inline[1][3])]
+    assert inline[1][3].startswith(b"NATS/1.0") and b"K: v" in inline[1][3]
     assert queued == [b"b"]
 
     await fast.unsubscribe()
