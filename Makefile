@@ -76,6 +76,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python bench/dispatcher_bench.py
 	$(BIN)/python -m bench.scale --counts $(SCALE_COUNTS)
 	$(BIN)/python -m bench.replay --events $(REPLAY_EVENTS)
+	$(BIN)/python -m bench.history
 
 bench-dispatcher: $(STAMP)
 	$(BIN)/python bench/dispatcher_bench.py
