@@ -4,8 +4,12 @@ stream (tests/chat/memory.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.chat.frames import Outgoing
 from services.chat.outgoing import rfc3339
@@ -240,3 +244,64 @@ async def test_recovery_passes_over_what_it_cannot_replay() -> None:
     assert recovery.events == [(3, ChatEvent("R", "a", "x")), (8, ExitEvent("R", "a"))]
     assert recovery.after == 8 and not recovery.gap(8)
     assert Recovery(2, limit=10).gap(1)  # a since beyond the room's last event
+
+
+class Chunked(Listed):
+    """A `RoomReader` over a list of several rooms' events, answering `sizes` at a time."""
+
+    def __init__(self, events: Read, first: int, sizes: list[int]) -> None:
+        super().__init__(events, first)
+        self.sizes = sizes
+
+    async def room_events(self, room: str, after: int, count: int) -> tuple[Read, bool]:
+        later: Read = [(s, e) for s, e in self.events if s > after and e and e.room == room]
+        size = min(count, self.sizes[len(later) % len(self.sizes)])
+        return later[:size], len(later) <= size
+
+
+kinds = st.sampled_from(["chat", "ring", "enter", "exit", "other room"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(kinds, max_size=30),
+    st.integers(0, 30),
+    st.integers(-3, 20),
+    st.integers(0, 12),
+    st.integers(-2, 2),
+    st.lists(st.integers(1, 5), min_size=1, max_size=4),
+)
+def test_recovery_holds_exactly_the_rooms_events_after_since_or_says_gap(
+    made: list[str], since: int, last_shift: int, limit: int, first_shift: int, sizes: list[int]
+) -> None:
+    """The room's last event about `last_shift` after `since`, the stream's first held one
+    about `since + 1`: around the edges that matter."""
+    last_cut, first = since + last_shift, max(1, since + 1 + first_shift)
+
+    def event(kind: str) -> Event:
+        of_room: dict[str, Event] = {
+            "chat": ChatEvent("R", "a", "x"),
+            "ring": RingEvent("R", "a", "b"),
+            "enter": EnterEvent("R", "a", "h", "", "non-member"),
+            "exit": ExitEvent("R", "a"),
+        }
+        return of_room.get(kind, ChatEvent("S", "a", "elsewhere"))
+
+    held: Read = [(n, event(k)) for n, k in enumerate(made, 1) if n >= first]
+    room = [n for n, e in held if e and e.room == "R"]
+    last = max([n for n in room if n <= last_cut], default=0)  # the room's last sequence
+    recovery = Recovery(since, limit)
+    reader = Chunked(held, first, sizes)
+
+    async def recover() -> None:
+        while not recovery.ready(last):
+            await recovery.read(reader, "R", last)
+
+    asyncio.run(recover())
+    after = [(n, e) for n, e in held if e and e.room == "R" and since < n <= last]
+    if len(after) > limit:
+        assert recovery.events == [] and recovery.gap(last)
+        return
+    assert recovery.events == [(n, e) for n, e in after if not isinstance(e, RingEvent)]
+    lost = first > since + 1 and last > since
+    assert recovery.gap(last) == (lost or since > last)
