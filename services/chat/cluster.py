@@ -35,6 +35,7 @@ class Cluster:
         self._suspects: set[tuple[str, str, str]] = set()  # (room, user, replica)
         self._leaving: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._resaved = time.monotonic()
+        self._read = False  # the rooms have been read from the snapshots and the stream
 
     async def run(self) -> None:
         bus = await self.holder.wait()
@@ -55,8 +56,12 @@ class Cluster:
             await asyncio.sleep(max(0.0, pause))
 
     async def _join(self, bus: Bus) -> None:
+        """Heartbeat, and read the rooms the first time; after fencing the rooms were never
+        let go (the stream's reader goes on from where it was once NATS is back)."""
         await self.replicas.beat(bus)
-        await self.server.roomlog.start(bus)
+        if not self._read:
+            await self.server.roomlog.start(bus)
+            self._read = True
         await self.replicas.beat(bus)
         self.server.serving = True
         log.info("chat replica %s serving", self.replicas.me)
@@ -113,16 +118,15 @@ class Cluster:
             raise
 
     async def _fence(self) -> None:
-        """Cut off too long: stop serving; join again under a new id once NATS is back."""
+        """Cut off too long: stop serving; join again under a new id once NATS is back. Its
+        users, still in the rooms under the old id, are then made to leave like any dead
+        replica's (by whoever sees the id gone, this replica included)."""
         log.error("chat replica %s cut off from NATS: closing its connections", self.replicas.me)
         server = self.server
         server.serving = False
         for conn in list(server.connections):
             conn.closing = True
             conn.close_after_sending(CLOSE_FENCED, "cut off from the event bus; reconnect")
-        await server.roomlog.stop()
-        server.fold.rooms = server.new_rooms()
-        server.changed.clear()
         self._suspects.clear()
         self.replicas.renew()
 
