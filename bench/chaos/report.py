@@ -53,6 +53,7 @@ def failures(o: Outcome) -> list[str]:
         ("client frames out of the stream's order", len(o.views.out_of_order)),
         ("client frames with another seq than their event's", len(o.views.misnumbered)),
         ("room events a client session missed", len(o.views.missed)),
+        ("messages answered unavailable yet stored", len(o.refused_stored)),
     ]
     found = [f"{what}: {count}" for what, count in checks if count]
     if len(o.faults) < o.min_faults:
@@ -89,7 +90,11 @@ def _rows(o: Outcome) -> list[tuple[str, str, str]]:
         ("users the stream leaves in a room (exits missing)", str(len(o.left)), "0"),
         ("exits of users not in the room", str(len(o.strays)), ""),
         ("chat messages stored twice", str(len(o.twice)), ""),
-        ("refused unavailable / of those stored", f"{o.refused} / {len(o.refused_stored)}", ""),
+        (
+            "refused unavailable / of those stored",
+            f"{o.refused} / {len(o.refused_stored)}",
+            "- / 0",
+        ),
     ]
     return rows
 

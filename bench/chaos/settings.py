@@ -36,7 +36,7 @@ class ChaosSettings:
                 raise SystemExit(f"{name}={raw!r} must not be negative")
             return value
 
-        spread = env.get("CHAOS_SPREAD_ROOMS", "false").strip().lower()
+        spread = env.get("CHAOS_SPREAD_ROOMS", "true").strip().lower()
         if spread not in ("true", "false", "1", "0", "yes", "no"):
             raise SystemExit(f"CHAOS_SPREAD_ROOMS={spread!r} is not true or false")
         settings = cls(
