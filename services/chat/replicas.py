@@ -8,8 +8,9 @@ and the survivors make that user leave (services/chat/server.py, `sweep`).
 A replica that cannot put its key for `fence_after_s` (less than the TTL, so before any survivor
 can act) fences itself: its clients are cut off (they reconnect elsewhere), and it serves again
 only under a new id, once NATS is back and its rooms have caught up with the stream, rather
-than serve a view of rooms the others have moved on from. The keys are read from the bucket's stream state (the subjects it holds),
-not with a KV watch, which would be a consumer made and dropped at every heartbeat.
+than serve a view of rooms the others have moved on from. The keys are read from the bucket's
+stream state (the subjects it holds), not with a KV watch, which would be a consumer made and
+dropped at every heartbeat.
 """
 
 from __future__ import annotations
