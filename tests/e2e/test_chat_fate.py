@@ -32,12 +32,16 @@ async def test_acks_slower_than_the_timeout_store_each_request_once(
         assert (await ann.recv_op("chat"))["id"] == f"c{i}"
     events = [e for e, _ in await room_events(receiver, room, 8)]
     await asyncio.sleep(1)  # nothing more comes
-    assert [e for e, _ in await room_events(receiver, room, 0)] == events == [
-        CreateEvent(room),
-        EnterEvent(room, "ann", "127.0.0.1", ""),
-        EnterEvent(room, "bob", "127.0.0.1", ""),
-        *[ChatEvent(room, "ann", f"m{i}") for i in range(5)],
-    ]
+    assert (
+        [e for e, _ in await room_events(receiver, room, 0)]
+        == events
+        == [
+            CreateEvent(room),
+            EnterEvent(room, "ann", "127.0.0.1", ""),
+            EnterEvent(room, "bob", "127.0.0.1", ""),
+            *[ChatEvent(room, "ann", f"m{i}") for i in range(5)],
+        ]
+    )
 
 
 @pytest.mark.timeout(180)
