@@ -72,7 +72,7 @@ def decode(data: bytes) -> Snapshot:
 class Snapshots:
     def __init__(self, replicas: int) -> None:
         self.replicas = replicas
-        self._lazy_kv = LazyBucket(ROOMS_BUCKET, ttl=KEEP_S)
+        self._lazy_kv = LazyBucket(ROOMS_BUCKET, ttl=KEEP_S, manage=False)
 
     async def _bucket(self, bus: Bus) -> KeyValue:
         return await self._lazy_kv.open(bus.js, self.replicas)
