@@ -15,6 +15,7 @@ import contextlib
 import logging
 import time
 
+from services.chat.commit import FateUnknown
 from services.chat.connection import Connection
 from services.chat.protocol import ChatError
 from services.chat.rooms import Member
@@ -97,7 +98,7 @@ class Cluster:
 
     async def _leave_now(self, room: str, member: Member) -> None:
         async with self.server.locks.hold(room):
-            with contextlib.suppress(ChatError):
+            with contextlib.suppress(ChatError, FateUnknown):
                 await self.server.leave(room, member)
 
     async def _save(self, bus: Bus) -> None:

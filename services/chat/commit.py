@@ -26,11 +26,19 @@ from services.chat.publisher import Conflict, Publisher
 from services.chat.roomlog import RoomLog
 from shared.events import Event
 
-__all__ = ["Committer"]
+__all__ = ["Committer", "FateUnknown"]
 
 log = logging.getLogger(__name__)
 
 RETRY_FIRST_S = 0.05
+
+
+class FateUnknown(Exception):
+    """An event was sent, and its fate not yet known when `alive()` turned false (the
+    requester left, or this replica is fenced): it may yet be stored, so nobody may be told
+    it failed."""
+
+
 RETRY_MAX_S = 1.0
 
 
@@ -63,9 +71,10 @@ class Committer:
 
         While NATS does not answer, an event that `must` be stored (a departure) is sent again
         as long as `alive()`, and so is any other once it has been sent (its fate is unknown);
-        one that could not even be sent raises `ChatError("unavailable")` at once, as does any
-        once `alive()` turns false: then it was not stored, or, if it was after all, the fold
-        finds it without its requester and the member is made to leave (cluster.py)."""
+        one that could not even be sent raises `ChatError("unavailable")` at once (nothing was
+        stored). When `alive()` turns false first, `FateUnknown` is raised: if the event was
+        stored after all, the fold finds it without its requester (an `enter` of a member no
+        connection holds is then made to leave, cluster.py)."""
         msg_id = self.publisher.new_id()
         expected = self.expected(event.room) if checked else None
         self.fold.pending[msg_id] = pending
@@ -88,8 +97,10 @@ class Committer:
                 except ChatError:
                     if pending.seen.done():
                         return pending.seen.result()
-                    if not (sent or must) or not alive():
+                    if not (sent or must):
                         raise
+                    if not alive():
+                        raise FateUnknown(event.kind) from None
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, RETRY_MAX_S)
                     continue

@@ -22,7 +22,7 @@ from typing import Any
 from prometheus_client import Counter, Gauge
 
 from services.chat.bans import Bans
-from services.chat.commit import Committer
+from services.chat.commit import Committer, FateUnknown
 from services.chat.connection import Connection
 from services.chat.fold import REPLICA_HEADER, ROLE_HEADER, Fold, Pending
 from services.chat.frames import Outgoing
@@ -134,6 +134,9 @@ class ChatServer:
             op = _OPS[type(request)]
             await self._dispatch(conn, request)
             self._ok[op].inc()
+        except FateUnknown:  # no answer can be true: the client reconnects and sees (`since`)
+            REQUESTS.labels(op, "fate_unknown").inc()
+            conn.close_after_sending(CLOSE_FENCED, "lost touch with the event bus; reconnect")
         except ChatError as error:
             if not allowed and error.code != "rate_limited":  # a bad frame, and too many
                 error = self._flooded(error.request_id)
@@ -308,7 +311,7 @@ class ChatServer:
                     continue
                 try:
                     await self.leave(room_name, member)
-                except ChatError:  # fenced: the survivors make it leave
+                except (ChatError, FateUnknown):  # fenced: the survivors make it leave
                     return
 
     async def disconnect(self, conn: Connection) -> None:

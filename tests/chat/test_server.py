@@ -10,7 +10,7 @@ import json
 from services.chat.cluster import Cluster
 from services.chat.connection import CLOSE_TOO_SLOW, Close
 from services.chat.frames import Outgoing
-from services.chat.server import CLOSE_KICKED, CLOSE_SHUTDOWN
+from services.chat.server import CLOSE_FENCED, CLOSE_KICKED, CLOSE_SHUTDOWN
 from services.chat.settings import ChatSettings
 from services.chat.token import mint
 from shared.bus import BusHolder
@@ -252,3 +252,16 @@ async def test_a_chat_whose_ack_was_lost_is_sent_again_and_never_called_unavaila
         {"op": "chat", "room": "Lobby", "user": "ann", "message": "once", "id": 5}
     ]
     assert [f["message"] for f in bob.frames()] == ["once"]
+
+
+async def test_a_chat_whose_fate_is_unknown_when_the_replica_is_fenced_is_never_refused() -> None:
+    server, stream, _ = make_server()
+    ann = Client(server)
+    await ann(op="enter", room="Lobby", user="ann")
+    ann.frames()
+    stream.lose_acks = 1  # stored, its answer lost; then this replica is cut off
+    server.replicas.last_beat = float("-inf")
+    await ann(op="chat", room="Lobby", message="maybe", id=6)
+    assert ann.frames()[-1] == Close(CLOSE_FENCED, "lost touch with the event bus; reconnect")
+    assert not any(f.get("code") == "unavailable" for f in ann.frames() if isinstance(f, dict))
+    assert stream.stored.count(ChatEvent("Lobby", "ann", "maybe")) == 1
