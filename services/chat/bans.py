@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 
@@ -85,6 +86,16 @@ class Bans:
         except Exception as exc:
             log.warning("cannot store a ban: %s", exc)
             raise ChatError("unavailable", "the ban could not be stored; try again") from exc
+
+    async def admit(self, host: str, member: str | None, role: str | None) -> None:
+        """Raise `ChatError("banned")` if this host or member name is banned; staff (monitors
+        and admins) are never barred by a host ban (a shared address must not lock them out)."""
+        if role in ("monitor", "admin"):
+            return
+        left = await self.remaining(host, member)
+        if left > 0:
+            minutes = math.ceil(left / 60)
+            raise ChatError("banned", f"you are banned from this chat for {minutes} more minute(s)")
 
     async def remaining(self, host: str, member: str | None) -> float:
         """Seconds left on the longest ban of this host or member name; 0 if none."""

@@ -14,7 +14,6 @@ together, and its sender is answered by the sender's own copy from the stream. A
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -48,7 +47,7 @@ from services.chat.roomlog import RoomLog
 from services.chat.rooms import Member, Rooms
 from services.chat.settings import ChatSettings
 from services.chat.snapshots import Snapshots
-from services.chat.token import Identity, TokenError, verify
+from services.chat.token import member_identity
 from shared.events import ChatEvent, CreateEvent, EnterEvent, Event, KickEvent, RingEvent
 
 __all__ = ["CLOSE_FENCED", "CLOSE_KICKED", "CLOSE_SHUTDOWN", "ChatServer"]
@@ -195,25 +194,12 @@ class ChatServer:
     def _serving_conn(self, conn: Connection) -> Callable[[], bool]:
         return lambda: not conn.closing and not self.replicas.fenced
 
-    def _identity(self, request: EnterRequest) -> Identity | None:
-        if request.token is None:
-            return None
-        try:
-            return verify(request.token, self.settings.chat_jwt_secret, self.limits.user_max)
-        except TokenError as exc:
-            raise ChatError("not_allowed", str(exc)) from None
-
     async def _enter(self, conn: Connection, request: EnterRequest) -> None:
-        identity = self._identity(request)
+        secret, name_max = self.settings.chat_jwt_secret, self.limits.user_max
+        identity = member_identity(request.token, secret, name_max)
         user = identity.name if identity else request.user
         role = identity.role if identity else None
-        if role not in ("monitor", "admin"):  # staff are never barred by a host ban
-            left = await self.bans.remaining(conn.host, identity.name if identity else None)
-            if left > 0:
-                minutes = math.ceil(left / 60)
-                raise ChatError(
-                    "banned", f"you are banned from this chat for {minutes} more minute(s)"
-                )
+        await self.bans.admit(conn.host, identity.name if identity else None, role)
         headers = ((REPLICA_HEADER, self.replicas.me),) + (((ROLE_HEADER, role),) if role else ())
         counted = False
         recovery = None

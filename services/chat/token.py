@@ -18,10 +18,21 @@ from typing import Literal
 
 import jwt
 
+from services.chat.protocol import ChatError
 from services.chat.settings import secret_problem
 from shared.names import has_forbidden_name_characters
 
-__all__ = ["ROLES", "Identity", "Role", "TokenError", "can_kick", "is_protected", "mint", "verify"]
+__all__ = [
+    "ROLES",
+    "Identity",
+    "Role",
+    "TokenError",
+    "can_kick",
+    "is_protected",
+    "member_identity",
+    "mint",
+    "verify",
+]
 
 Role = Literal["member", "monitor", "admin"]
 ROLES: tuple[Role, ...] = ("member", "monitor", "admin")
@@ -92,6 +103,17 @@ def verify(token: str, secret: str, name_max: int | None = None) -> Identity:
     if name_max is not None and len(name) > name_max:
         raise TokenError("the member name in the token is not a valid name")
     return Identity(name, role)
+
+
+def member_identity(token: str | None, secret: str, name_max: int) -> Identity | None:
+    """Who an `enter` with this token is (None without a token); a token that proves no one
+    is `ChatError("not_allowed")`, saying why, rather than a silent entry as a non-member."""
+    if token is None:
+        return None
+    try:
+        return verify(token, secret, name_max)
+    except TokenError as exc:
+        raise ChatError("not_allowed", str(exc)) from None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,8 +9,17 @@ import sys
 import jwt
 import pytest
 
+from services.chat.protocol import ChatError
 from services.chat.settings import ChatSettings
-from services.chat.token import TokenError, can_kick, is_protected, mint, verify
+from services.chat.token import (
+    Identity,
+    TokenError,
+    can_kick,
+    is_protected,
+    member_identity,
+    mint,
+    verify,
+)
 
 KEY = "unit-test-key-0123456789-0123456789-xyz"
 
@@ -122,3 +131,11 @@ def test_a_member_name_over_the_limit_is_not_valid() -> None:
     assert verify(mint(" ann ", "member", KEY), KEY, name_max=3).name == "ann"
     with pytest.raises(TokenError, match="not a valid name"):
         verify(mint("annabel", "member", KEY), KEY, name_max=3)
+
+
+def test_an_enters_token_proves_a_member_or_is_refused_saying_why() -> None:
+    assert member_identity(None, KEY, 20) is None
+    assert member_identity(mint("ann", "monitor", KEY), KEY, 20) == Identity("ann", "monitor")
+    with pytest.raises(ChatError) as refused:
+        member_identity("not.a.token", KEY, 20)
+    assert refused.value.code == "not_allowed" and "not valid" in refused.value.message
