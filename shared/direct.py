@@ -16,7 +16,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from shared.natsclient import Client
+from shared.natsclient import Client, parse_headers
 
 __all__ = ["DirectReader", "Stored"]
 
@@ -39,18 +39,6 @@ class Stored:
     def deleted(self) -> bool:
         """A KV delete or purge marker."""
         return self.headers.get("KV-Operation") in ("DEL", "PURGE")
-
-
-def _parse_headers(raw: bytes) -> tuple[str, dict[str, str]]:
-    """(status, headers) of a raw header block: `NATS/1.0 204 EOB\\r\\nK: V\\r\\n...`."""
-    lines = raw.decode("utf-8", "replace").split("\r\n")
-    status = lines[0][len("NATS/1.0") :].strip().split(" ", 1)[0] if lines else ""
-    headers = {}
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
-        if sep:
-            headers[name.strip()] = value.strip()
-    return status, headers
 
 
 def _stored_at(stamp: str) -> float:
@@ -86,7 +74,7 @@ class DirectReader:
         batch = self._batches.get(inbox.decode().rsplit(".", 1)[1])
         if batch is None or batch.done.done():
             return
-        status, headers = _parse_headers(raw_headers) if raw_headers else ("", {})
+        status, headers = parse_headers(raw_headers)
         if status == "404":  # nothing after that sequence
             batch.pending = 0
             batch.done.set_result(None)

@@ -24,7 +24,7 @@ from nats.aio.client import Client as _NatsClient
 from nats.errors import ConnectionClosedError, MaxPayloadError, OutboundBufferLimitError
 from nats.protocol.command import hpub_cmd
 
-__all__ = ["Client", "InlineHandler", "header_block"]
+__all__ = ["Client", "InlineHandler", "header_block", "parse_headers"]
 
 # (subject, reply subject, payload, raw headers or empty) of one message, without a `Msg` object
 InlineHandler = Callable[[bytes, bytes, bytes, bytes], None]
@@ -37,6 +37,21 @@ def header_block(pairs: tuple[tuple[str, str], ...]) -> bytes:
     CR/LF: the callers' names and values are generated, never user input)."""
     lines = b"".join(b"%s: %s\r\n" % (k.encode("ascii"), v.encode("ascii")) for k, v in pairs)
     return _HEADER_LINE + lines + b"\r\n"
+
+
+def parse_headers(raw: bytes) -> tuple[str, dict[str, str]]:
+    """(status, headers) of a raw header block: `NATS/1.0 100 Idle Heartbeat\r\nK: V\r\n`;
+    ("", {}) for none."""
+    if not raw:
+        return "", {}
+    lines = raw.decode("utf-8", "replace").split("\r\n")
+    status = lines[0][len("NATS/1.0") :].strip().split(" ", 1)[0]
+    headers = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if sep:
+            headers[name.strip()] = value.strip()
+    return status, headers
 
 
 def _kick() -> asyncio.Future[None]:

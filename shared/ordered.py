@@ -22,9 +22,9 @@ from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from shared.natsclient import Client
+from shared.natsclient import Client, parse_headers
 
-__all__ = ["OnMessage", "OrderedTail", "parse_headers"]
+__all__ = ["OnMessage", "OrderedTail"]
 
 log = logging.getLogger(__name__)
 
@@ -32,20 +32,6 @@ log = logging.getLogger(__name__)
 OnMessage = Callable[[int, float, str, bytes, dict[str, str]], None]
 
 HEARTBEAT_S = 2.0
-
-
-def parse_headers(raw: bytes) -> tuple[str, dict[str, str]]:
-    """(status, headers) of a raw NATS header block: `NATS/1.0 100 Idle Heartbeat\\r\\nK: V`."""
-    if not raw:
-        return "", {}
-    lines = raw.decode("utf-8", "replace").split("\r\n")
-    status = lines[0][len("NATS/1.0") :].strip().split(" ", 1)[0]
-    headers = {}
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
-        if sep:
-            headers[name.strip()] = value.strip()
-    return status, headers
 
 
 class OrderedTail:

@@ -30,7 +30,16 @@ from shared.events import Event
 KEY = "server-unit-test-key-0123456789-0123456789"
 EPOCH = 1_800_000_000.0  # the stored time of event n is EPOCH + n
 
-__all__ = ["EPOCH", "KEY", "Client", "Clock", "MemoryBans", "MemoryStream", "make_server"]
+__all__ = [
+    "EPOCH",
+    "KEY",
+    "Client",
+    "Clock",
+    "MemoryBans",
+    "MemoryStream",
+    "in_lobby",
+    "make_server",
+]
 
 
 class MemoryStream(Publisher):
@@ -201,3 +210,13 @@ class Client:
                 out.append(f)
         self.link.sent.clear()
         return out
+
+
+async def in_lobby(server: ChatServer) -> tuple[Client, Client]:
+    """`ann` and `bob` in Lobby, what they were sent so far read."""
+    ann, bob = Client(server), Client(server)
+    await ann(op="enter", room="Lobby", user="ann")
+    await bob(op="enter", room="Lobby", user="bob")
+    ann.frames()
+    bob.frames()
+    return ann, bob

@@ -15,7 +15,7 @@ from services.chat.settings import ChatSettings
 from services.chat.token import mint
 from shared.bus import BusHolder
 from shared.events import ChatEvent, CreateEvent, DeleteEvent, EnterEvent, ExitEvent, KickEvent
-from tests.chat.memory import KEY, Client, make_server
+from tests.chat.memory import KEY, Client, in_lobby, make_server
 
 
 async def test_flood_control_refuses_any_frame_over_the_limit() -> None:
@@ -107,11 +107,7 @@ async def test_member_enters_under_the_token_name() -> None:
 
 async def test_a_client_too_slow_to_read_is_dropped_not_buffered() -> None:
     server, _, _ = make_server()
-    ann, bob = Client(server), Client(server)
-    await ann(op="enter", room="Lobby", user="ann")
-    await bob(op="enter", room="Lobby", user="bob")
-    ann.frames()
-    bob.frames()
+    ann, bob = await in_lobby(server)
     bob.link.behind = True
     await ann(op="chat", room="Lobby", message="one")
     await ann(op="chat", room="Lobby", message="two")
@@ -122,11 +118,7 @@ async def test_a_client_too_slow_to_read_is_dropped_not_buffered() -> None:
 
 async def test_the_requesters_copy_is_the_broadcast_frame_with_its_id() -> None:
     server, _, _ = make_server()
-    ann, bob = Client(server), Client(server)
-    await ann(op="enter", room="Lobby", user="ann")
-    await bob(op="enter", room="Lobby", user="bob")
-    ann.frames()
-    bob.frames()
+    ann, bob = await in_lobby(server)
     await ann(op="chat", room="Lobby", message='say "hi" \u00e9', id="x\u00e9")
     copy = ann.link.sent[0]
     other = bob.link.sent[0]
@@ -138,11 +130,7 @@ async def test_the_requesters_copy_is_the_broadcast_frame_with_its_id() -> None:
 
 async def test_a_rooms_chats_are_in_flight_together_and_go_out_in_stream_order() -> None:
     server, stream, _ = make_server()
-    ann, bob = Client(server), Client(server)
-    await ann(op="enter", room="Lobby", user="ann")
-    await bob(op="enter", room="Lobby", user="bob")
-    ann.frames()
-    bob.frames()
+    ann, bob = await in_lobby(server)
     stream.held = []  # the stream stores, but hands nothing back until released
     first = asyncio.create_task(ann(op="chat", room="Lobby", message="1", id=1))
     second = asyncio.create_task(bob(op="chat", room="Lobby", message="2", id=2))
@@ -156,11 +144,7 @@ async def test_a_rooms_chats_are_in_flight_together_and_go_out_in_stream_order()
 
 async def test_a_chat_the_stream_refused_is_unavailable_and_changes_nothing() -> None:
     server, stream, _ = make_server()
-    ann, bob = Client(server), Client(server)
-    await ann(op="enter", room="Lobby", user="ann")
-    await bob(op="enter", room="Lobby", user="bob")
-    ann.frames()
-    bob.frames()
+    ann, bob = await in_lobby(server)
     stream.down = True
     await ann(op="chat", room="Lobby", message="1", id=1)
     stream.down = False
@@ -240,11 +224,7 @@ async def test_a_chat_stored_by_another_replica_reaches_this_replicas_members() 
 
 async def test_a_chat_whose_ack_was_lost_is_sent_again_and_never_called_unavailable() -> None:
     server, stream, _ = make_server()
-    ann, bob = Client(server), Client(server)
-    await ann(op="enter", room="Lobby", user="ann")
-    await bob(op="enter", room="Lobby", user="bob")
-    ann.frames()
-    bob.frames()
+    ann, bob = await in_lobby(server)
     stream.lose_acks = 1  # stored, its answer lost
     await ann(op="chat", room="Lobby", message="once", id=5)
     assert stream.stored.count(ChatEvent("Lobby", "ann", "once")) == 1

@@ -9,7 +9,7 @@ import pytest
 from nats.aio.msg import Msg
 from nats.errors import ConnectionClosedError, OutboundBufferLimitError
 
-from shared.natsclient import Client, header_block
+from shared.natsclient import Client, header_block, parse_headers
 from tests.conftest import NatsServer
 
 
@@ -92,3 +92,10 @@ async def test_publish_nowait_refuses_when_not_connected(nats_server: NatsServer
     await nc.close()
     with pytest.raises(ConnectionClosedError):
         nc.publish_nowait("t.1", b"x", "r", header_block((("Nats-Msg-Id", "1"),)))
+
+
+def test_parse_headers() -> None:
+    assert parse_headers(b"") == ("", {})
+    raw = b"NATS/1.0 100 Idle Heartbeat\r\nNats-Last-Consumer: 7\r\nbad line\r\n\r\n"
+    assert parse_headers(raw) == ("100", {"Nats-Last-Consumer": "7"})
+    assert parse_headers(b"NATS/1.0\r\nNats-Msg-Id: a-1\r\n\r\n") == ("", {"Nats-Msg-Id": "a-1"})

@@ -9,17 +9,10 @@ import time
 import pytest
 
 from shared.natsclient import Client
-from shared.ordered import OrderedTail, parse_headers
+from shared.ordered import OrderedTail
 from tests.conftest import NatsServer
 
 pytestmark = pytest.mark.e2e
-
-
-def test_parse_headers() -> None:
-    assert parse_headers(b"") == ("", {})
-    raw = b"NATS/1.0 100 Idle Heartbeat\r\nNats-Last-Consumer: 7\r\nbad line\r\n\r\n"
-    assert parse_headers(raw) == ("100", {"Nats-Last-Consumer": "7"})
-    assert parse_headers(b"NATS/1.0\r\nNats-Msg-Id: a-1\r\n\r\n") == ("", {"Nats-Msg-Id": "a-1"})
 
 
 async def test_every_message_once_in_order_across_a_lost_consumer(
