@@ -87,10 +87,11 @@ class Committer:
                     sent = True
                     seq = await ack
                 except Conflict as conflict:
-                    await self.roomlog.reach(conflict.last_seq)
+                    last = conflict.last_seq or await self.roomlog.stream_last()
+                    await self.roomlog.reach(last)
                     if pending.seen.done():  # stored by an earlier try whose ack was lost
                         return pending.seen.result()
-                    self._hints[event.room] = conflict.last_seq
+                    self._hints[event.room] = max(last, self._hints.get(event.room, 0))
                     if len(self._hints) > 10000:
                         self._hints.clear()
                     return None

@@ -53,14 +53,17 @@ def _unavailable() -> ChatError:
 
 
 class Conflict(Exception):
-    """JetStream refused an event because the room's last event is not the expected one."""
+    """JetStream refused an event because the room's last event is not the expected one: it
+    is at `last_seq`, or 0 when JetStream did not say (a clustered stream does not)."""
 
     def __init__(self, last_seq: int) -> None:
-        super().__init__(f"the room's last event is {last_seq}")
+        super().__init__(f"the room's last event is {last_seq or 'another'}")
         self.last_seq = last_seq
 
 
-_WRONG_LAST = re.compile(rb'"err_code":10071,"description":"wrong last sequence: (\d+)"')
+_WRONG_LAST = re.compile(
+    rb'"err_code":(?:10071|10164),"description":"wrong last sequence:? ?(\d*)"'
+)
 _SEQ = re.compile(rb'"seq":(\d+)')
 
 
@@ -98,7 +101,7 @@ class _Acks:
         elif b'"error"' in data:
             wrong = _WRONG_LAST.search(data)
             if wrong is not None:
-                future.set_exception(Conflict(int(wrong.group(1))))
+                future.set_exception(Conflict(int(wrong.group(1) or 0)))
                 return
             log.warning("JetStream refused an event: %s", data[:300].decode("utf-8", "replace"))
             future.set_exception(_unavailable())

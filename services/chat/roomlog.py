@@ -46,11 +46,13 @@ class RoomLog:
         self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
         self._tail: OrderedTail | None = None
+        self._bus: Bus | None = None
 
     async def start(self, bus: Bus) -> None:
         """Rooms from the snapshots and the stream, then the live events."""
         await self.stop()
-        last = (await bus.js.stream_info(EVENTS_STREAM)).state.last_seq
+        self._bus = bus
+        last = await self.stream_last()
         self._held = []
         self._tail = OrderedTail(bus.nc, bus.js, EVENTS_STREAM, EVENT_SUBJECTS, self._message)
         await self._tail.start(last + 1)
@@ -105,6 +107,11 @@ class RoomLog:
             future = heapq.heappop(waiting)[2]
             if not future.done():
                 future.set_result(None)
+
+    async def stream_last(self) -> int:
+        """The stream's last sequence now (every room's last event is at or before it)."""
+        assert self._bus is not None, "the room log has not started"
+        return int((await self._bus.js.stream_info(EVENTS_STREAM)).state.last_seq)
 
     async def reach(self, seq: int) -> None:
         if seq <= self.position:

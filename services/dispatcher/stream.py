@@ -1,27 +1,26 @@
 """Reading the events stream: the tail every replica follows, and reads of one room from any
 position, neither of which creates a NATS object per registration or per room.
 
-- `Tail`: one ordered consumer per replica (ephemeral, in memory, no acks) over every event,
-  from a given sequence on. nats-py re-creates it from the last sequence it saw when a gap or a
-  stall shows, so it never skips an event; `restart` moves it (back) to another sequence.
+- `Tail`: one ordered consumer per replica (`shared/ordered.py`: ephemeral, in memory, no
+  acks, handled in nats-py's read loop) over every event, from a given sequence on. It is made
+  again from the last sequence seen when a gap, a heartbeat that says more was sent, or
+  silence (its node died) shows, so it never skips an event; `start` moves it (back) to
+  another sequence.
 - `read_room`: a batch of one room's events after a sequence, by a direct get
   (`shared/direct.py`): no consumer either.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Callable
-
-from nats.aio.msg import Msg
-from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from services.dispatcher.feed import HeldEvent
 from shared.bus import Bus
 from shared.codec import render
 from shared.direct import DirectReader
 from shared.events import from_json
+from shared.ordered import OrderedTail
 from shared.subjects import EVENT_SUBJECTS, EVENTS_STREAM, room_subjects
 
 __all__ = ["Tail", "held_event", "read_room", "room_token_of"]
@@ -53,32 +52,24 @@ class Tail:
     def __init__(self, bus: Bus, on_event: Callable[[str, int, float, bytes], None]) -> None:
         self.bus = bus
         self.on_event = on_event
-        self._sub: object | None = None
+        self._tail: OrderedTail | None = None
 
     async def start(self, start_seq: int) -> None:
         await self.stop()
-        config = ConsumerConfig(
-            deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=max(1, start_seq)
+        self._tail = OrderedTail(
+            self.bus.nc, self.bus.js, EVENTS_STREAM, EVENT_SUBJECTS, self._message
         )
-        self._sub = await self.bus.js.subscribe(
-            EVENT_SUBJECTS,
-            stream=EVENTS_STREAM,
-            cb=self._message,
-            ordered_consumer=True,
-            idle_heartbeat=2.0,
-            config=config,
-        )
+        await self._tail.start(max(1, start_seq))
 
-    async def _message(self, msg: Msg) -> None:
-        meta = msg.metadata
-        stored_at = meta.timestamp.timestamp() if meta.timestamp else 0.0
-        self.on_event(room_token_of(msg.subject), meta.sequence.stream, stored_at, msg.data)
+    def _message(
+        self, seq: int, stored_at: float, subject: str, data: bytes, _: dict[str, str]
+    ) -> None:
+        self.on_event(room_token_of(subject), seq, stored_at, data)
 
     async def stop(self) -> None:
-        sub, self._sub = self._sub, None
-        if sub is not None:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()  # type: ignore[attr-defined]
+        tail, self._tail = self._tail, None
+        if tail is not None:
+            await tail.stop()
 
 
 async def read_room(

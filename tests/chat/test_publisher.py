@@ -9,7 +9,7 @@ import pytest
 from nats.js.api import ConsumerConfig, DiscardPolicy
 
 from services.chat.protocol import ChatError
-from services.chat.publisher import Conflict, Publisher, payload
+from services.chat.publisher import Conflict, Publisher, _Acks, payload
 from services.chat.settings import ChatSettings
 from shared.bus import BusHolder
 from shared.events import (
@@ -23,6 +23,7 @@ from shared.events import (
     RingEvent,
     to_json,
 )
+from shared.natsclient import Client
 from shared.subjects import EVENTS_STREAM
 from tests.conftest import NatsServer
 
@@ -80,3 +81,22 @@ async def test_submitted_events_are_stored_in_order_or_refused(nats_server: Nats
         await asyncio.wait_for(await publisher.submit(events[0], "x4"), 10)
     assert missing.value.code == "unavailable"
     await holder.close()
+
+
+@pytest.mark.parametrize(
+    ("answer", "last"),
+    [
+        (b'{"error":{"code":400,"err_code":10071,"description":"wrong last sequence: 7"}}', 7),
+        # a clustered stream does not say the room's last sequence
+        (b'{"error":{"code":400,"err_code":10164,"description":"wrong last sequence"}}', 0),
+    ],
+)
+async def test_a_wrong_last_sequence_is_a_conflict(answer: bytes, last: int) -> None:
+    acks = _Acks(Client())
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[int] = loop.create_future()
+    acks.waiting[1] = (future, loop.call_later(10, acks.expire, 1))
+    acks._on_ack(f"{acks.inbox}.1".encode(), b"", answer, b"")
+    with pytest.raises(Conflict) as conflict:
+        await future
+    assert conflict.value.last_seq == last
