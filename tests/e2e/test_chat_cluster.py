@@ -277,7 +277,9 @@ async def test_replicas_share_rooms_on_a_three_node_cluster_that_loses_a_node(
     three_nodes: System, receiver_factory: object
 ) -> None:
     receiver: CallbackReceiver = receiver_factory()  # type: ignore[operator]
-    env = {**CHAT_ENV, "NATS_REPLICAS": "3"}
+    # a JetStream leader election after a node dies can take seconds on a loaded machine: a
+    # longer heartbeat keeps the replicas from fencing themselves during it (tested elsewhere)
+    env = {**CHAT_ENV, "NATS_REPLICAS": "3", "CHAT_REPLICA_TTL_S": "30"}
     registry, _, first = three_nodes.start_all(receiver.url, **env)
     second = three_nodes.service("chat", **env)
     await asyncio.to_thread(second.start)
