@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from typing import Any
 
 from services.chat.frames import Outgoing
 from services.chat.protocol import encode
 from services.chat.rooms import Member, Said
 from shared.events import ChatEvent, EnterEvent, ExitEvent, KickEvent, RingEvent
+from shared.since import rfc3339
 
 __all__ = [
     "chat_frame",
@@ -26,7 +26,6 @@ __all__ = [
     "exit_frame",
     "kick_frame",
     "replay_frame",
-    "rfc3339",
     "ring_frame",
     "with_id",
 ]
@@ -76,14 +75,9 @@ def entered_frame(
 
 def _encode_said(said: Said) -> str:
     said.encoded = encode(
-        {"user": said.user, "message": said.message, "at": rfc3339(said.at), "seq": said.seq}
+        {"user": said.user, "message": said.message, "at": rfc3339(said.at, 6), "seq": said.seq}
     )
     return said.encoded
-
-
-def rfc3339(at: float) -> str:
-    """A unix time as RFC 3339 in UTC, to the microsecond: `2026-11-29T12:00:00.250000Z`."""
-    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def replay_frame(event: ChatEvent | EnterEvent | ExitEvent | KickEvent, seq: int) -> str:

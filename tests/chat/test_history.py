@@ -12,10 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.chat.frames import Outgoing
-from services.chat.outgoing import rfc3339
 from services.chat.recovery import Read, Recovery
 from services.chat.snapshots import decode, encode
 from shared.events import ChatEvent, EnterEvent, Event, ExitEvent, RingEvent
+from shared.since import rfc3339
 from tests.chat.memory import EPOCH, Client, MemoryStream, make_server
 
 
@@ -42,7 +42,12 @@ async def test_entered_carries_the_last_chats_oldest_first_with_their_time() -> 
     [entered] = sent(bob)
     assert entered["id"] == 7
     assert entered["history"] == [
-        {"user": "ann", "message": f["message"], "at": rfc3339(EPOCH + f["seq"]), "seq": f["seq"]}
+        {
+            "user": "ann",
+            "message": f["message"],
+            "at": rfc3339(EPOCH + f["seq"], 6),
+            "seq": f["seq"],
+        }
         for f in said[10:]
     ]
     assert [h["message"] for h in entered["history"]] == [f"m{i}" for i in range(10, 60)]
