@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
 import signal
 import socket
 import statistics
@@ -37,6 +36,7 @@ import websockets
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.util import machine  # noqa: E402
 from shared.bus import Bus, connect  # noqa: E402
 from shared.callback_receiver import ReceiverProtocol  # noqa: E402
 from shared.codec import parse  # noqa: E402
@@ -402,11 +402,7 @@ async def main() -> None:
             server.close()
             closing.close()
 
-    print(
-        f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
-        f"{platform.python_implementation()} {platform.python_version()}, load average "
-        f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} at the end"
-    )
+    print(machine())
     print(f"median of {args.repeat} runs\n")
     print("| transport | case | deliveries/s | dispatcher CPU ms/delivery | vs httpx |")
     print("| --- | --- | ---: | ---: | ---: |")

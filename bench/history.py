@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -26,7 +24,7 @@ from dataclasses import dataclass
 from websockets.asyncio.client import ClientConnection, connect
 
 from bench.stack import Stack, cpu_seconds
-from bench.util import raise_nofile
+from bench.util import machine, raise_nofile
 
 __all__ = ["main"]
 
@@ -112,10 +110,7 @@ async def main() -> None:
             runs.append(await run(history, args.rooms, args.enters, args.chats))
             print(runs[-1], file=sys.stderr)
     print(
-        f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
-        f"{platform.python_implementation()} {platform.python_version()}, load average "
-        f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} at the end; {args.rooms} rooms x "
-        f"{args.enters} enters, {args.chats} chats a room first\n"
+        f"{machine()}; {args.rooms} rooms x {args.enters} enters, {args.chats} chats a room first\n"
     )
     print(
         "| `CHAT_HISTORY` | enters / s (median) | chat CPU / enter+exit | `entered` bytes | runs |"

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
 import statistics
 import sys
 import time
@@ -25,6 +23,7 @@ from dataclasses import dataclass
 import httpx
 
 from bench.dispatcher_bench import Sink, cpu_seconds, feed, free_port, system, until
+from bench.util import machine
 from shared.bus import connect
 from shared.callback_receiver import ReceiverProtocol
 from shared.settings import CommonSettings
@@ -90,11 +89,7 @@ async def main() -> None:
                     print(runs[-1], file=sys.stderr)
     finally:
         server.close()
-    print(
-        f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
-        f"{platform.python_implementation()} {platform.python_version()}, load average "
-        f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} at the end\n"
-    )
+    print(machine() + "\n")
     print(
         "| held events | replayed / s (median of runs) | dispatcher CPU / event | 201 to first "
         "event | runs |"

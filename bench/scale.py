@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import random
 import signal
 import statistics
@@ -39,7 +37,7 @@ from bench.dispatcher_bench import (
     system,
     until,
 )
-from bench.util import rss_bytes
+from bench.util import machine, rss_bytes
 from services.dispatcher.transport import WireTransport
 from shared.bus import Bus, connect
 from shared.callback_receiver import ReceiverProtocol
@@ -235,11 +233,7 @@ async def main() -> None:
             print(rows[-1], file=sys.stderr)
     finally:
         server.close()
-    print(
-        f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
-        f"{platform.python_implementation()} {platform.python_version()}, load average "
-        f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} at the end\n"
-    )
+    print(machine() + "\n")
     print(
         "| registrations | POST p50 / p99 ms (20 in flight) | registered in | consumers before "
         "/ after | idle CPU nats-server / dispatcher | RSS nats-server / dispatcher | event "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import platform
 import resource
 import socket
 import time
@@ -71,3 +72,13 @@ def install_uvloop() -> bool:
         return False
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     return True
+
+
+def machine() -> str:
+    """The machine a benchmark ran on and its load at the end, for the line above its table."""
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (
+        f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
+        f"{platform.python_implementation()} {platform.python_version()}, load average "
+        f"{load} at the end"
+    )
