@@ -103,7 +103,8 @@ class Fold:
                 room.seq = seq
                 if isinstance(event, ChatEvent):
                     room.history.append(Said(event.user, event.message, at, seq))
-                    _to_room(room, chat_frame(event, seq), conn, request_id)
+                    if room.by_conn:  # no frame is built where no member is connected
+                        _to_room(room, chat_frame(event, seq), conn, request_id)
                 else:
                     _ring(room, event, seq)
         elif isinstance(event, EnterEvent):
