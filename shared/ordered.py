@@ -53,10 +53,15 @@ class OrderedTail:
         self._answers: set[asyncio.Future[None]] = set()
 
     async def start(self, start_seq: int) -> None:
-        """Every message from `start_seq` on, until `stop`."""
+        """Every message from `start_seq` on, until `stop`. A consumer that cannot be made yet
+        (NATS away, a stream leader being elected) is made by the watchdog as soon as it can."""
         self.last_seq = start_seq - 1
-        await self._create()
         self._watch = asyncio.create_task(self._watchdog())
+        try:
+            await self._create()
+        except Exception as exc:
+            log.info("cannot make the ordered consumer on %s yet: %r", self.stream, exc)
+            self._stale = True
 
     async def _create(self) -> None:
         await self._unsubscribe()

@@ -54,3 +54,26 @@ async def test_every_message_once_in_order_across_a_lost_consumer(
     assert [seq for seq, *_ in got] == list(range(51, 301))
     await tail.stop()
     await nc.close()
+
+
+async def test_a_consumer_that_cannot_be_made_yet_is_made_when_it_can(
+    nats_server: NatsServer,
+) -> None:
+    nc = Client()
+    await nc.connect(nats_server.url)
+    js = nc.jetstream()
+    got: list[int] = []
+    arrived = asyncio.Event()
+
+    def on(seq: int, *_: object) -> None:
+        got.append(seq)
+        arrived.set()
+
+    tail = OrderedTail(nc, js, "LATE", "late.>", on)
+    await tail.start(1)  # no such stream yet (as while a stream leader is being elected)
+    await js.add_stream(name="LATE", subjects=["late.>"])
+    await js.publish("late.1", b"x")
+    await asyncio.wait_for(arrived.wait(), 20)
+    assert got == [1]
+    await tail.stop()
+    await nc.close()
